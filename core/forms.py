@@ -1,0 +1,189 @@
+from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+
+from core.models import (
+    Change,
+    ExternalIssueMapping,
+    Item,
+    ItemComment,
+    ItemStatus,
+    ItemType,
+    Node,
+    Organisation,
+    Project,
+    ProjectStatus,
+    Release,
+)
+
+MAX_QUERY_LENGTH = 200
+
+
+class BootstrapMixin:
+    """Gives every widget Bootstrap's classes, and marks fields with errors."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            widget = field.widget
+            if isinstance(widget, forms.CheckboxInput):
+                css = "form-check-input"
+            elif isinstance(widget, forms.Select):
+                css = "form-select"
+            else:
+                css = "form-control"
+            widget.attrs["class"] = f"{widget.attrs.get('class', '')} {css}".strip()
+
+    def full_clean(self):
+        super().full_clean()
+        for name in self.errors:
+            if name in self.fields:
+                widget = self.fields[name].widget
+                widget.attrs["class"] = f"{widget.attrs.get('class', '')} is-invalid".strip()
+
+
+class ProjectForm(BootstrapMixin, forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = ["organisation", "name", "status", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 6})}
+
+
+class ItemForm(BootstrapMixin, forms.ModelForm):
+    class Meta:
+        model = Item
+        fields = ["project", "title", "type", "status", "assignee", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 12})}
+        # Form CharFields strip whitespace, so "   " is empty too.
+        error_messages = {"title": {"required": "A title is required."}}
+
+
+class CommentForm(BootstrapMixin, forms.ModelForm):
+    class Meta:
+        model = ItemComment
+        fields = ["body"]
+        widgets = {"body": forms.Textarea(attrs={"rows": 3, "placeholder": "Write a comment"})}
+        labels = {"body": "Comment"}
+        error_messages = {"body": {"required": "A comment cannot be empty."}}
+
+
+class AttachmentForm(BootstrapMixin, forms.Form):
+    file = forms.FileField()
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.AGIRA_MAX_UPLOAD_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"{upload.name} is {filesizeformat(upload.size)}; "
+                f"attachments may be at most {filesizeformat(limit)}."
+            )
+        return upload
+
+
+class OwnedModelForm(BootstrapMixin, forms.ModelForm):
+    """A form for a record whose owner (a project, an item) comes from the URL.
+
+    The owner is not a form field, so Django would leave it out of the unique
+    checks and a duplicate would reach the database as an IntegrityError;
+    validating it as well turns that into a form error.
+    """
+
+    # Fields set by the view rather than the user, validated all the same.
+    owned_fields: tuple[str, ...] = ()
+
+    def _get_validation_exclusions(self):
+        return super()._get_validation_exclusions() - set(self.owned_fields)
+
+
+class ProjectChildForm(OwnedModelForm):
+    owned_fields = ("project",)
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.project = project
+
+
+class NodeForm(ProjectChildForm):
+    class Meta:
+        model = Node
+        fields = ["name", "type", "parent", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 4})}
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, project=project, **kwargs)
+        parents = Node.objects.filter(project=project)
+        if self.instance.pk:
+            parents = parents.exclude(pk=self.instance.pk)
+        self.fields["parent"].queryset = parents
+
+
+class ReleaseForm(ProjectChildForm):
+    class Meta:
+        model = Release
+        fields = ["version", "status", "planned_date", "released_date", "notes"]
+        widgets = {
+            "planned_date": forms.DateInput(attrs={"type": "date"}),
+            "released_date": forms.DateInput(attrs={"type": "date"}),
+            "notes": forms.Textarea(attrs={"rows": 4}),
+        }
+
+
+class ChangeForm(ProjectChildForm):
+    class Meta:
+        model = Change
+        fields = ["title", "status", "risk", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 6})}
+
+
+class GitHubLinkForm(OwnedModelForm):
+    owned_fields = ("item", "provider")
+
+    class Meta:
+        model = ExternalIssueMapping
+        fields = ["repository", "number", "kind"]
+        labels = {"repository": "Repository (owner/name)", "number": "Issue or PR number"}
+
+    def __init__(self, *args, item: Item, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.item = item
+
+    def clean_repository(self) -> str:
+        # GitHub names are case-insensitive; one spelling keeps links unique.
+        repository = self.cleaned_data["repository"].strip().strip("/").lower()
+        owner, _, name = repository.partition("/")
+        if not owner or not name or "/" in name:
+            raise forms.ValidationError("Write the repository as owner/name.")
+        return repository
+
+    def save(self, commit: bool = True) -> ExternalIssueMapping:
+        mapping = super().save(commit=False)
+        path = "issues" if mapping.kind == "issue" else "pull"
+        mapping.url = f"https://github.com/{mapping.repository}/{path}/{mapping.number}"
+        if commit:
+            mapping.save()
+        return mapping
+
+
+def _with_any(choices, label: str = "Any"):
+    return [("", label), *choices]
+
+
+class ProjectFilterForm(BootstrapMixin, forms.Form):
+    organisation = forms.ModelChoiceField(
+        queryset=Organisation.objects.all(), required=False, empty_label="All organisations"
+    )
+    status = forms.ChoiceField(
+        choices=_with_any(ProjectStatus.choices, "All statuses"), required=False
+    )
+
+
+class ItemFilterForm(BootstrapMixin, forms.Form):
+    q = forms.CharField(required=False, max_length=MAX_QUERY_LENGTH, label="Text")
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.all(), required=False, empty_label="All projects"
+    )
+    status = forms.ChoiceField(
+        choices=_with_any(ItemStatus.choices, "All statuses"), required=False
+    )
+    type = forms.ChoiceField(choices=_with_any(ItemType.choices, "All types"), required=False)

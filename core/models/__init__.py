@@ -1,0 +1,39 @@
+"""Agira's domain models, one module per area.
+
+The models know nothing of the vector index: syncing is the business of
+`core.services.index`, which listens for changes from the outside.
+"""
+
+from .github import (
+    ExternalIssueMapping,
+    ExternalKind,
+    ExternalProvider,
+    ExternalState,
+    MappingSyncState,
+)
+from .items import Attachment, Item, ItemComment, ItemStatus, ItemType
+from .organisations import Organisation, Project, ProjectStatus
+from .planning import Change, ChangeRisk, ChangeStatus, Node, NodeType, Release, ReleaseStatus
+
+__all__ = [
+    "Attachment",
+    "Change",
+    "ChangeRisk",
+    "ChangeStatus",
+    "ExternalIssueMapping",
+    "ExternalKind",
+    "ExternalProvider",
+    "ExternalState",
+    "Item",
+    "ItemComment",
+    "ItemStatus",
+    "ItemType",
+    "MappingSyncState",
+    "Node",
+    "NodeType",
+    "Organisation",
+    "Project",
+    "ProjectStatus",
+    "Release",
+    "ReleaseStatus",
+]

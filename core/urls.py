@@ -1,0 +1,59 @@
+from django.urls import path
+from django.views.generic import RedirectView
+
+from core.views import item_parts, items, planning, projects
+
+app_name = "core"
+
+
+def _planning_routes(kind: str) -> list:
+    return [
+        path(
+            f"projects/<int:project_id>/{kind}s/new/",
+            planning.child_create,
+            {"kind": kind},
+            name=f"{kind}-create",
+        ),
+        path(f"{kind}s/<int:pk>/edit/", planning.child_edit, {"kind": kind}, name=f"{kind}-edit"),
+        path(
+            f"{kind}s/<int:pk>/delete/",
+            planning.child_delete,
+            {"kind": kind},
+            name=f"{kind}-delete",
+        ),
+    ]
+
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="core:project-list"), name="home"),
+    path("projects/", projects.project_list, name="project-list"),
+    path("projects/new/", projects.project_create, name="project-create"),
+    path("projects/<int:pk>/", projects.project_detail, name="project-detail"),
+    path("projects/<int:pk>/edit/", projects.project_edit, name="project-edit"),
+    path("projects/<int:pk>/delete/", projects.project_delete, name="project-delete"),
+    *_planning_routes("node"),
+    *_planning_routes("release"),
+    *_planning_routes("change"),
+    path("items/", items.item_list, name="item-list"),
+    path("items/inbox/", items.item_list, {"inbox": True}, name="item-inbox"),
+    path("items/new/", items.item_create, name="item-create"),
+    path("items/<int:pk>/", items.item_detail, name="item-detail"),
+    path("items/<int:pk>/edit/", items.item_edit, name="item-edit"),
+    path("items/<int:pk>/delete/", items.item_delete, name="item-delete"),
+    path("items/<int:item_id>/comments/", item_parts.comment_create, name="comment-create"),
+    path("comments/<int:pk>/edit/", item_parts.comment_edit, name="comment-edit"),
+    path("comments/<int:pk>/delete/", item_parts.comment_delete, name="comment-delete"),
+    path(
+        "items/<int:item_id>/attachments/",
+        item_parts.attachment_upload,
+        name="attachment-create",
+    ),
+    path(
+        "attachments/<int:pk>/download/",
+        item_parts.attachment_download,
+        name="attachment-download",
+    ),
+    path("attachments/<int:pk>/delete/", item_parts.attachment_remove, name="attachment-delete"),
+    path("items/<int:item_id>/github/", item_parts.github_link_create, name="github-link-create"),
+    path("github-links/<int:pk>/delete/", item_parts.github_link_delete, name="github-link-delete"),
+]

@@ -1,0 +1,112 @@
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from core import selectors
+from core.forms import AttachmentForm, CommentForm, GitHubLinkForm, ItemFilterForm, ItemForm
+from core.models import Item, ItemStatus, Project
+
+from .common import confirm_delete, render_form_page
+
+
+@require_GET
+def item_list(request: HttpRequest, inbox: bool = False) -> HttpResponse:
+    data = request.GET.copy()
+    if inbox and "status" not in data:
+        data["status"] = ItemStatus.INBOX
+    filters = ItemFilterForm(data)
+    criteria = {"project_id": None, "status": "", "type": "", "q": ""}
+    if filters.is_valid():
+        project = filters.cleaned_data["project"]
+        criteria = {
+            "project_id": project.pk if project else None,
+            "status": filters.cleaned_data["status"],
+            "type": filters.cleaned_data["type"],
+            "q": filters.cleaned_data["q"].strip(),
+        }
+    items = selectors.item_list(**criteria)
+    page = Paginator(items, settings.AGIRA_ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    # Pagination links keep the filters.
+    query = data.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "core/item_list.html",
+        {
+            "filters": filters,
+            "page": page,
+            "query": query.urlencode(),
+            "inbox": inbox,
+            "new_item_url": reverse("core:item-create")
+            + (f"?project={criteria['project_id']}" if criteria["project_id"] else ""),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def item_create(request: HttpRequest) -> HttpResponse:
+    initial = {}
+    project_id = request.GET.get("project", "")
+    if project_id.isdigit() and Project.objects.filter(pk=project_id).exists():
+        initial["project"] = int(project_id)
+    form = ItemForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        item = form.save()
+        messages.success(request, f"Created item {item}.")
+        return redirect(item)
+    return render_form_page(
+        request, form=form, title="New item", cancel_url=reverse("core:item-list")
+    )
+
+
+def item_detail_context(item: Item, **forms) -> dict:
+    return {
+        "item": item,
+        "comments": item.comments.select_related("author"),
+        "attachments": item.attachments.select_related("uploaded_by"),
+        "mappings": item.external_mappings.all(),
+        "comment_form": forms.get("comment_form") or CommentForm(),
+        "attachment_form": forms.get("attachment_form") or AttachmentForm(),
+        "link_form": forms.get("link_form") or GitHubLinkForm(item=item),
+        "max_upload_bytes": settings.AGIRA_MAX_UPLOAD_BYTES,
+    }
+
+
+def get_item(pk: int) -> Item:
+    return get_object_or_404(
+        Item.objects.select_related("project__organisation", "assignee"), pk=pk
+    )
+
+
+@require_GET
+def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "core/item_detail.html", item_detail_context(get_item(pk)))
+
+
+@require_http_methods(["GET", "POST"])
+def item_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(Item, pk=pk)
+    form = ItemForm(request.POST or None, instance=item)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Saved item {item}.")
+        return redirect(item)
+    return render_form_page(
+        request, form=form, title=f"Edit {item}", cancel_url=item.get_absolute_url()
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def item_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(Item, pk=pk)
+    return confirm_delete(
+        request,
+        obj=item,
+        cancel_url=item.get_absolute_url(),
+        success_url=reverse("core:item-list"),
+        warning="Its comments, attachments and GitHub links are deleted with it.",
+    )
