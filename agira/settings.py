@@ -94,6 +94,8 @@ WSGI_APPLICATION = "agira.wsgi.application"
 ASGI_APPLICATION = "agira.asgi.application"
 
 VAR_DIR = Path(env.str("AGIRA_VAR_DIR", default=str(BASE_DIR / "var")))
+# var/ is not in git; a fresh clone creates it on first use (SQLite needs it).
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'agira.sqlite3'}"),
