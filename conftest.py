@@ -1,6 +1,8 @@
 import pytest
 from django.db import connection
 
+pytest_plugins = ["core.testing.weaviate_server.pytest_plugin"]
+
 
 def pytest_collection_modifyitems(config, items):
     # Row locks and concurrent workers behave differently on SQLite; those
@@ -23,3 +25,14 @@ def _media_root(settings, tmp_path):
 def _fast_password_hashing(settings):
     # PBKDF2 is slow by design; tests only need a hash that checks.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _close_index_clients():
+    """No client outlives its test (the suite treats ResourceWarning as an error)."""
+    yield
+    from core.services.index.engine import reset_breakers
+    from core.services.index.targets.weaviate import close_weaviate
+
+    close_weaviate()
+    reset_breakers()

@@ -178,3 +178,25 @@ LOGGING = {
 
 # Password of the `demo` user that `manage.py seed_demo` creates (local use only).
 AGIRA_DEMO_PASSWORD = env.str("AGIRA_DEMO_PASSWORD", default="agira-demo")
+
+# -- The sync engine (core.services.index) --------------------------------------
+# Global switch: off records nothing (`manage.py sync_weaviate` catches up later).
+AGIRA_SYNC_ENABLED = env.bool("AGIRA_SYNC_ENABLED", default=True)
+# Which object types sync (empty: all of item, comment, attachment, project,
+# change, node, release, github_issue, github_pr).
+AGIRA_SYNC_TYPES = env.list("AGIRA_SYNC_TYPES", default=[])
+# Which operations sync: any of create, update, delete.
+AGIRA_SYNC_OPERATIONS = env.list("AGIRA_SYNC_OPERATIONS", default=["create", "update", "delete"])
+# queued: after commit a task drains the outbox (the task backend decides where
+# it runs); immediate: the committing process drains it itself, right away.
+AGIRA_SYNC_MODE = env.str("AGIRA_SYNC_MODE", default="queued")
+AGIRA_SYNC_BATCH_SIZE = env.int("AGIRA_SYNC_BATCH_SIZE", default=500)
+# Per-object failures retry with exponential backoff (base * 2^n seconds,
+# jittered, capped) and stay failed after this many attempts.
+AGIRA_SYNC_MAX_ATTEMPTS = env.int("AGIRA_SYNC_MAX_ATTEMPTS", default=6)
+AGIRA_SYNC_BACKOFF_SECONDS = env.float("AGIRA_SYNC_BACKOFF_SECONDS", default=5.0)
+AGIRA_SYNC_BACKOFF_MAX_SECONDS = env.float("AGIRA_SYNC_BACKOFF_MAX_SECONDS", default=3600.0)
+# How long a drain may hold records before another drain may take them over.
+AGIRA_SYNC_LEASE_SECONDS = env.int("AGIRA_SYNC_LEASE_SECONDS", default=300)
+# Texts in the index are capped at this many characters, with a visible marker.
+AGIRA_INDEX_MAX_TEXT_CHARS = env.int("AGIRA_INDEX_MAX_TEXT_CHARS", default=100_000)

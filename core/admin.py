@@ -129,3 +129,6 @@ class ExternalIssueMappingAdmin(admin.ModelAdmin):
     list_select_related = ["item"]
     raw_id_fields = ["item"]
     readonly_fields = ["last_synced_at", "external_id", "external_updated_at"]
+
+
+from core import admin_sync  # noqa: E402, F401  (registers the sync admin pages)

@@ -14,3 +14,7 @@ class CoreConfig(AppConfig):
         post_delete.connect(
             remove_stored_file, sender=Attachment, dispatch_uid="core.attachment.remove_file"
         )
+
+        from core.services.index import signals as index_signals
+
+        index_signals.connect()

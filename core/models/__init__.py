@@ -14,6 +14,14 @@ from .github import (
 from .items import Attachment, Item, ItemComment, ItemStatus, ItemType
 from .organisations import Organisation, Project, ProjectStatus
 from .planning import Change, ChangeRisk, ChangeStatus, Node, NodeType, Release, ReleaseStatus
+from .sync import (
+    SyncOperation,
+    SyncOutbox,
+    SyncRecord,
+    SyncState,
+    SyncTargetStatus,
+    WeaviateConfiguration,
+)
 
 __all__ = [
     "Attachment",
@@ -36,4 +44,10 @@ __all__ = [
     "ProjectStatus",
     "Release",
     "ReleaseStatus",
+    "SyncOperation",
+    "SyncOutbox",
+    "SyncRecord",
+    "SyncState",
+    "SyncTargetStatus",
+    "WeaviateConfiguration",
 ]

@@ -1,0 +1,146 @@
+"""Bookkeeping of the sync engine: its configuration, the outbox of pending
+changes, and one record per object and index target.
+
+These are plain tables; the engine in `core.services.index` reads and writes
+them. Nothing here talks to an index.
+"""
+
+from django.db import models
+
+
+class WeaviateConfiguration(models.Model):
+    """The Weaviate connection, edited in the admin. A singleton (pk=1).
+
+    Environment variables (`AGIRA_WEAVIATE_*`, see `.env.example`) override
+    every field; the admin shows which ones are overridden.
+    """
+
+    SINGLETON_PK = 1
+
+    enabled = models.BooleanField(default=False)
+    url = models.CharField(
+        "URL",
+        max_length=300,
+        default="http://localhost",
+        help_text="Scheme and host, e.g. http://weaviate.internal or https://x.weaviate.cloud",
+    )
+    http_port = models.PositiveIntegerField("HTTP port", default=8080)
+    grpc_port = models.PositiveIntegerField("gRPC port", default=50051)
+    api_key = models.CharField(
+        "API key",
+        max_length=500,
+        blank=True,
+        help_text="Write-only: never shown again. Leave empty for a server without auth.",
+    )
+    collection_name = models.CharField(max_length=100, default="AgiraObject")
+    connect_timeout = models.FloatField(
+        default=3.0, help_text="Seconds to wait for the server at connection time."
+    )
+    query_timeout = models.FloatField(default=10.0, help_text="Seconds for a read.")
+    insert_timeout = models.FloatField(default=30.0, help_text="Seconds for a batch write.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Weaviate configuration"
+        verbose_name_plural = "Weaviate configuration"
+
+    def __str__(self) -> str:
+        return "Weaviate configuration"
+
+    def save(self, *args, **kwargs):
+        self.pk = self.SINGLETON_PK
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> "WeaviateConfiguration":
+        obj, _ = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
+        return obj
+
+
+class SyncOperation(models.TextChoices):
+    UPSERT = "upsert", "Upsert"
+    DELETE = "delete", "Delete"
+
+
+class SyncOutbox(models.Model):
+    """A change waiting to be synced. Inserted in the transaction of the save,
+    so it exists exactly when the change does; the drain deletes it."""
+
+    object_type = models.CharField(max_length=20)
+    object_id = models.CharField(max_length=64)
+    operation = models.CharField(max_length=10, choices=SyncOperation.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+        verbose_name = "pending change"
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.object_type}:{self.object_id}"
+
+
+class SyncState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SYNCED = "synced", "Synced"
+    FAILED = "failed", "Failed"
+    DELETED = "deleted", "Deleted"
+
+
+class SyncRecord(models.Model):
+    """Where one object stands in one index target."""
+
+    target = models.CharField(max_length=20)
+    object_type = models.CharField(max_length=20)
+    object_id = models.CharField(max_length=64)
+    operation = models.CharField(
+        max_length=10, choices=SyncOperation.choices, default=SyncOperation.UPSERT
+    )
+    state = models.CharField(max_length=10, choices=SyncState.choices, default=SyncState.PENDING)
+    # Hash of the document last written successfully: a write of the same
+    # content is skipped.
+    content_hash = models.CharField(max_length=64, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    changed_at = models.DateTimeField(auto_now=True)
+    # The id of the newest outbox row folded into this record. A drain only
+    # marks the record synced if it is unchanged, so a change that arrives
+    # while a write is in flight is never lost.
+    version = models.BigIntegerField(default=0)
+    # A drain leases the records it works on; an expired lease (a drain that
+    # died) frees them for the next one.
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target", "object_type", "object_id"], name="sync_record_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["target", "state", "next_attempt_at"]),
+            models.Index(fields=["object_type", "object_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.object_type}:{self.object_id} in {self.target}: {self.state}"
+
+
+class SyncTargetStatus(models.Model):
+    """The last thing learnt about a target's health, for pages to show."""
+
+    target = models.CharField(max_length=20, unique=True)
+    reachable = models.BooleanField(default=False)
+    last_error = models.TextField(blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    server_version = models.CharField(max_length=50, blank=True)
+
+    class Meta:
+        verbose_name_plural = "sync target status"
+
+    def __str__(self) -> str:
+        return f"{self.target}: {'reachable' if self.reachable else 'unreachable'}"

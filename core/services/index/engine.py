@@ -1,0 +1,576 @@
+"""The sync engine: record changes in the outbox, drain them into the targets.
+
+The flow, in short:
+
+1. A save or delete inserts one `SyncOutbox` row in the same transaction
+   (`record_change`). A rollback takes it away with the change.
+2. After commit a drain is scheduled, once per transaction: run in this
+   process (immediate mode) or enqueued as a task (queued mode).
+3. The drain folds outbox rows into one `SyncRecord` per object and active
+   target (many changes of one object become one pending record), then, per
+   target, leases the due records in batches, loads their objects in one
+   query per type, skips those whose content hash is unchanged since the last
+   successful write, writes the rest in one batch call and deletes in another.
+4. A per-object error backs that record off exponentially (with jitter) up to
+   `AGIRA_SYNC_MAX_ATTEMPTS`, then leaves it `failed` with its error. A target
+   that cannot be used at all (down, wrong key) counts no attempts: its records
+   stay pending and the next drain after recovery writes them.
+
+A record is only marked synced if no newer change arrived while its write was
+in flight (the record's `version` is the id of the newest outbox row folded in).
+"""
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Model, Q, QuerySet
+from django.utils import timezone
+
+from core.models import SyncOperation, SyncOutbox, SyncRecord, SyncState, SyncTargetStatus
+
+from . import config
+from .documents import OBJECT_TYPES, content_hash, get_weaviate_type, normalise, object_uuid
+from .targets.base import Target, TargetUnavailable
+
+logger = logging.getLogger("agira.index")
+
+MARK_CHUNK = 2000
+
+
+# -- which targets are active ---------------------------------------------------
+def active_targets() -> list[Target]:
+    """The targets changes go to now. Weaviate when it is enabled in the admin
+    (or the environment)."""
+    from .targets.weaviate import weaviate_target
+
+    targets: list[Target] = []
+    weaviate_config = config.weaviate_settings()
+    if weaviate_config.enabled:
+        targets.append(weaviate_target(weaviate_config))
+    return targets
+
+
+# -- recording -------------------------------------------------------------------
+def record_change(instance: Model, *, operation: str, created: bool = False) -> bool:
+    """Put a change of `instance` in the outbox; called by the signals.
+
+    `operation` is "upsert" or "delete"; the switches decide whether the change
+    is recorded at all. Returns whether it was.
+    """
+    object_type = get_weaviate_type(instance)
+    if object_type is None or not config.sync_enabled() or not config.type_enabled(object_type):
+        return False
+    kind = "delete" if operation == SyncOperation.DELETE else "create" if created else "update"
+    if not config.operation_enabled(kind):
+        return False
+    SyncOutbox.objects.create(
+        object_type=object_type, object_id=str(instance.pk), operation=operation
+    )
+    schedule_drain()
+    return True
+
+
+def mark_for_sync(
+    queryset: QuerySet, *, operation: str = SyncOperation.UPSERT, object_type: str | None = None
+) -> int:
+    """Record every row of `queryset` as changed.
+
+    For writes that bypass signals: `QuerySet.update()`, `bulk_create()`, raw
+    SQL. Call it in the same transaction as the write::
+
+        with transaction.atomic():
+            Item.objects.filter(project=p).update(status=ItemStatus.CLOSED)
+            mark_for_sync(Item.objects.filter(project=p))
+
+    Ids are read in chunks, never as model instances. Returns how many rows
+    were recorded.
+    """
+    model = queryset.model
+    if object_type is None:
+        sample = model()
+        if hasattr(sample, "kind"):
+            # ExternalIssueMapping: one queryset can hold both issues and PRs.
+            return sum(
+                mark_for_sync(queryset.filter(kind=kind), operation=operation, object_type=name)
+                for kind, name in (("issue", "github_issue"), ("pr", "github_pr"))
+            )
+        object_type = get_weaviate_type(sample)
+    if object_type is None or not config.sync_enabled() or not config.type_enabled(object_type):
+        return 0
+    total = 0
+    batch: list[SyncOutbox] = []
+    for pk in queryset.order_by().values_list("pk", flat=True).iterator(chunk_size=MARK_CHUNK):
+        batch.append(SyncOutbox(object_type=object_type, object_id=str(pk), operation=operation))
+        if len(batch) >= MARK_CHUNK:
+            SyncOutbox.objects.bulk_create(batch)
+            total += len(batch)
+            batch = []
+    if batch:
+        SyncOutbox.objects.bulk_create(batch)
+        total += len(batch)
+    if total:
+        schedule_drain()
+    return total
+
+
+def _drain_after_commit() -> None:
+    if config.immediate_mode():
+        try:
+            drain(automatic=True)
+        except Exception:
+            # Never let the index break the request that saved: the change is
+            # safe in the outbox and the next drain takes it.
+            logger.exception("Draining the sync outbox failed; the changes wait in the outbox")
+    else:
+        from .tasks import drain_outbox
+
+        try:
+            drain_outbox.enqueue()
+        except Exception:
+            logger.exception("Could not enqueue the sync drain; the changes wait in the outbox")
+
+
+def schedule_drain() -> None:
+    """Drain after the current transaction commits: once, however many changes."""
+    if config.is_paused():
+        return
+    conn = transaction.get_connection()
+    if conn.in_atomic_block and any(
+        func is _drain_after_commit for _sids, func, _robust in conn.run_on_commit
+    ):
+        return
+    transaction.on_commit(_drain_after_commit, robust=True)
+
+
+# -- the circuit breaker -------------------------------------------------------------
+# After a target fails as a whole, automatic drains in this process leave it
+# alone for a while (1 s, 2 s, 4 s ... up to a minute) instead of making every
+# save wait on a dead server. Explicit drains (commands, buttons) always try.
+_breaker_lock = threading.Lock()
+_breaker: dict[str, tuple[float, int]] = {}  # target -> (retry at, failures)
+BREAKER_MAX_SECONDS = 60.0
+
+
+def _breaker_open(name: str) -> float:
+    """Seconds until `name` may be tried again by an automatic drain (0: now)."""
+    with _breaker_lock:
+        until, _failures = _breaker.get(name, (0.0, 0))
+    return max(0.0, until - time.monotonic())
+
+
+def _breaker_trip(name: str) -> float:
+    with _breaker_lock:
+        _until, failures = _breaker.get(name, (0.0, 0))
+        delay = min(BREAKER_MAX_SECONDS, float(2**failures))
+        _breaker[name] = (time.monotonic() + delay, failures + 1)
+    return delay
+
+
+def _breaker_reset(name: str) -> None:
+    with _breaker_lock:
+        _breaker.pop(name, None)
+
+
+def reset_breakers() -> None:
+    with _breaker_lock:
+        _breaker.clear()
+
+
+# -- draining --------------------------------------------------------------------
+@dataclass
+class TargetReport:
+    written: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    error: str = ""
+    skipped: bool = False  # left alone by the circuit breaker
+
+    @property
+    def total(self) -> int:
+        return self.written + self.deleted + self.unchanged + self.failed
+
+
+@dataclass
+class DrainReport:
+    folded: int = 0
+    targets: dict[str, TargetReport] = field(default_factory=dict)
+    # Seconds until a target skipped by the circuit breaker may be tried again.
+    retry_after: float = 0.0
+
+    @property
+    def written(self) -> int:
+        return sum(t.written for t in self.targets.values())
+
+
+def drain(
+    *,
+    targets: list[Target] | None = None,
+    max_batches: int | None = None,
+    automatic: bool = False,
+) -> DrainReport:
+    """Fold the outbox into sync records and write what is due, in batches.
+
+    `automatic` drains (after a commit) skip a target that failed a moment ago
+    (see the circuit breaker); its changes stay pending.
+    """
+    targets = active_targets() if targets is None else targets
+    report = DrainReport()
+    report.folded = fold_outbox(target_names=[t.name for t in targets])
+    # Only what is due now: a record that fails in this drain is due again
+    # later (its backoff), never retried within the same drain.
+    cutoff = timezone.now()
+    for target in targets:
+        wait = _breaker_open(target.name) if automatic else 0.0
+        if wait:
+            report.targets[target.name] = TargetReport(
+                error="skipped: it failed a moment ago", skipped=True
+            )
+            report.retry_after = max(report.retry_after, wait)
+            continue
+        result = _drain_target(target, cutoff=cutoff, max_batches=max_batches)
+        if result.error:
+            report.retry_after = max(report.retry_after, _breaker_trip(target.name))
+        else:
+            _breaker_reset(target.name)
+        report.targets[target.name] = result
+    return report
+
+
+def fold_outbox(*, target_names: list[str]) -> int:
+    """Move outbox rows into pending sync records, one per object and target."""
+    folded = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                SyncOutbox.objects.order_by("id").values_list(
+                    "id", "object_type", "object_id", "operation"
+                )[: settings.AGIRA_SYNC_BATCH_SIZE * 4]
+            )
+            if not rows:
+                return folded
+            latest: dict[tuple[str, str], tuple[int, str]] = {}
+            for row_id, object_type, object_id, operation in rows:
+                latest[(object_type, object_id)] = (row_id, operation)  # last one wins
+            now = timezone.now()
+            if target_names:
+                SyncRecord.objects.bulk_create(
+                    [
+                        SyncRecord(
+                            target=name,
+                            object_type=object_type,
+                            object_id=object_id,
+                            operation=operation,
+                            state=SyncState.PENDING,
+                            version=row_id,
+                            attempts=0,
+                            next_attempt_at=now,
+                            last_error="",
+                        )
+                        for name in target_names
+                        for (object_type, object_id), (row_id, operation) in latest.items()
+                    ],
+                    update_conflicts=True,
+                    unique_fields=["target", "object_type", "object_id"],
+                    update_fields=[
+                        "operation",
+                        "state",
+                        "version",
+                        "attempts",
+                        "next_attempt_at",
+                        "last_error",
+                        "changed_at",
+                    ],
+                    batch_size=500,
+                )
+            else:
+                logger.debug("No index target is active: %d changes dropped", len(rows))
+            SyncOutbox.objects.filter(id__in=[row[0] for row in rows]).delete()
+            folded += len(rows)
+
+
+def _due(target_name: str, now, cutoff) -> QuerySet:
+    return SyncRecord.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=cutoff),
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+        target=target_name,
+        state=SyncState.PENDING,
+    )
+
+
+def _claim(target_name: str, cutoff) -> list[SyncRecord]:
+    """Lease a batch of due records to this drain (safe against other drains)."""
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            _due(target_name, now, cutoff)
+            .order_by("next_attempt_at", "id")
+            .values_list("id", flat=True)[: settings.AGIRA_SYNC_BATCH_SIZE]
+        )
+        if not ids:
+            return []
+        # The WHERE is checked again under the row lock: a record another
+        # drain took in the meantime is not taken twice.
+        _due(target_name, now, cutoff).filter(id__in=ids).update(
+            claim_token=token,
+            claimed_until=now + timedelta(seconds=settings.AGIRA_SYNC_LEASE_SECONDS),
+        )
+    return list(SyncRecord.objects.filter(claim_token=token))
+
+
+def _release(records: list[SyncRecord]) -> None:
+    SyncRecord.objects.filter(id__in=[r.id for r in records]).update(
+        claim_token="", claimed_until=None
+    )
+
+
+def _set_status(target: Target, *, error: str = "") -> None:
+    now = timezone.now()
+    values = {"reachable": not error, "last_error": error, "last_checked_at": now}
+    if not error:
+        values["last_success_at"] = now
+    SyncTargetStatus.objects.update_or_create(target=target.name, defaults=values)
+
+
+def backoff_delay(attempts: int) -> timedelta:
+    base = settings.AGIRA_SYNC_BACKOFF_SECONDS * (2 ** max(attempts - 1, 0))
+    capped = min(base, settings.AGIRA_SYNC_BACKOFF_MAX_SECONDS)
+    return timedelta(seconds=capped * random.uniform(0.5, 1.5))  # noqa: S311 - jitter
+
+
+def _drain_target(target: Target, *, cutoff, max_batches: int | None) -> TargetReport:
+    report = TargetReport()
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        records = _claim(target.name, cutoff)
+        if not records:
+            break
+        batches += 1
+        try:
+            _process(target, records, report)
+        except TargetUnavailable as exc:
+            _release(records)
+            report.error = str(exc)
+            _set_status(target, error=str(exc))
+            logger.warning("%s unavailable; %d changes wait: %s", target.label, len(records), exc)
+            return report
+        except Exception:
+            _release(records)
+            raise
+    if batches:
+        _set_status(target)
+    return report
+
+
+@dataclass
+class _Outcome:
+    record: SyncRecord
+    state: str
+    content_hash: str = ""
+    error: str = ""
+
+
+def _process(target: Target, records: list[SyncRecord], report: TargetReport) -> None:
+    by_type: dict[str, list[SyncRecord]] = defaultdict(list)
+    for record in records:
+        by_type[record.object_type].append(record)
+
+    outcomes: list[_Outcome] = []
+    upserts: list[tuple[SyncRecord, uuid.UUID, dict, str]] = []
+    deletes: list[tuple[SyncRecord, uuid.UUID]] = []
+    for object_type, group in by_type.items():
+        spec = OBJECT_TYPES.get(object_type)
+        if spec is None:
+            outcomes.extend(
+                _Outcome(r, SyncState.FAILED, error=f"Unknown type {object_type}") for r in group
+            )
+            continue
+        wanted = [r.object_id for r in group if r.operation == SyncOperation.UPSERT]
+        instances = spec.load(wanted) if wanted else {}
+        for record in group:
+            oid = object_uuid(object_type, record.object_id)
+            instance = instances.get(record.object_id)
+            if record.operation == SyncOperation.DELETE or instance is None:
+                # Deleted, or gone since the change was recorded.
+                deletes.append((record, oid))
+                continue
+            try:
+                doc = normalise(spec.serialize(instance))
+            except Exception as exc:
+                logger.exception("Serializing %s:%s failed", object_type, record.object_id)
+                outcomes.append(_Outcome(record, SyncState.FAILED, error=f"Serializer: {exc}"))
+                continue
+            digest = content_hash(doc)
+            if digest == record.content_hash and record.last_synced_at is not None:
+                outcomes.append(_Outcome(record, SyncState.SYNCED, content_hash=digest))
+                report.unchanged += 1
+                continue
+            upserts.append((record, oid, doc, digest))
+
+    if upserts:
+        errors = target.upsert_many([(oid, doc) for _r, oid, doc, _h in upserts])
+        for index, (record, _oid, _doc, digest) in enumerate(upserts):
+            if index in errors:
+                outcomes.append(_Outcome(record, "error", error=errors[index]))
+            else:
+                outcomes.append(_Outcome(record, SyncState.SYNCED, content_hash=digest))
+                report.written += 1
+    if deletes:
+        errors = target.delete_many([oid for _r, oid in deletes])
+        for index, (record, _oid) in enumerate(deletes):
+            if index in errors:
+                outcomes.append(_Outcome(record, "error", error=errors[index]))
+            else:
+                outcomes.append(_Outcome(record, SyncState.DELETED))
+                report.deleted += 1
+    _complete(target, outcomes, report)
+
+
+def _complete(target: Target, outcomes: list[_Outcome], report: TargetReport) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        ids = [o.record.id for o in outcomes]
+        current = dict(
+            SyncRecord.objects.select_for_update().filter(id__in=ids).values_list("id", "version")
+            if connection.features.has_select_for_update
+            else SyncRecord.objects.filter(id__in=ids).values_list("id", "version")
+        )
+        changed: list[SyncRecord] = []
+        for outcome in outcomes:
+            record = outcome.record
+            record.claim_token, record.claimed_until = "", None
+            if current.get(record.id) != record.version:
+                # A newer change arrived meanwhile: the record stays pending
+                # with that change; only the lease is given back.
+                SyncRecord.objects.filter(id=record.id).update(claim_token="", claimed_until=None)
+                continue
+            if outcome.state == "error":
+                record.attempts += 1
+                record.last_error = outcome.error[:4000]
+                if record.attempts >= settings.AGIRA_SYNC_MAX_ATTEMPTS:
+                    record.state, record.next_attempt_at = SyncState.FAILED, None
+                else:
+                    record.next_attempt_at = now + backoff_delay(record.attempts)
+                report.failed += 1
+                logger.warning(
+                    "%s: %s:%s failed (attempt %d): %s",
+                    target.label,
+                    record.object_type,
+                    record.object_id,
+                    record.attempts,
+                    outcome.error,
+                )
+            elif outcome.state == SyncState.FAILED:
+                record.state, record.last_error = SyncState.FAILED, outcome.error[:4000]
+                record.attempts += 1
+                record.next_attempt_at = None
+                report.failed += 1
+            else:
+                record.state = outcome.state
+                record.content_hash = outcome.content_hash
+                record.last_synced_at = now
+                record.attempts, record.last_error, record.next_attempt_at = 0, "", None
+            record.changed_at = now
+            changed.append(record)
+        SyncRecord.objects.bulk_update(
+            changed,
+            [
+                "state",
+                "content_hash",
+                "last_synced_at",
+                "attempts",
+                "last_error",
+                "next_attempt_at",
+                "claim_token",
+                "claimed_until",
+                "changed_at",
+            ],
+            batch_size=500,
+        )
+
+
+# -- direct writes (push buttons, sync_project) -----------------------------------
+def write_now(instances: Iterable[Model], *, targets: list[Target] | None = None) -> dict:
+    """Write instances to every active target now, skipping no unchanged content,
+    and record the outcome. Returns {target name: TargetReport}."""
+    targets = active_targets() if targets is None else targets
+    instances = list(instances)
+    results: dict[str, TargetReport] = {}
+    for target in targets:
+        report = TargetReport()
+        docs = []
+        for instance in instances:
+            object_type = get_weaviate_type(instance)
+            doc = normalise(OBJECT_TYPES[object_type].serialize(instance))
+            docs.append((instance, object_type, object_uuid(object_type, instance.pk), doc))
+        try:
+            errors = target.upsert_many([(oid, doc) for _i, _t, oid, doc in docs])
+        except TargetUnavailable as exc:
+            report.error = str(exc)
+            report.failed = len(docs)
+            _set_status(target, error=str(exc))
+            results[target.name] = report
+            continue
+        _set_status(target)
+        now = timezone.now()
+        for index, (instance, object_type, _oid, doc) in enumerate(docs):
+            error = errors.get(index, "")
+            defaults = {"operation": SyncOperation.UPSERT, "claim_token": "", "claimed_until": None}
+            if error:
+                defaults.update(state=SyncState.FAILED, last_error=error[:4000])
+                report.failed += 1
+            else:
+                defaults.update(
+                    state=SyncState.SYNCED,
+                    content_hash=content_hash(doc),
+                    last_synced_at=now,
+                    attempts=0,
+                    last_error="",
+                    next_attempt_at=None,
+                )
+                report.written += 1
+            SyncRecord.objects.update_or_create(
+                target=target.name,
+                object_type=object_type,
+                object_id=str(instance.pk),
+                defaults=defaults,
+            )
+        results[target.name] = report
+    return results
+
+
+def delete_now(object_type: str, object_id: str, *, targets: list[Target] | None = None) -> dict:
+    targets = active_targets() if targets is None else targets
+    results: dict[str, TargetReport] = {}
+    for target in targets:
+        report = TargetReport()
+        try:
+            errors = target.delete_many([object_uuid(object_type, object_id)])
+        except TargetUnavailable as exc:
+            report.error, report.failed = str(exc), 1
+            results[target.name] = report
+            continue
+        state = SyncState.FAILED if errors else SyncState.DELETED
+        SyncRecord.objects.update_or_create(
+            target=target.name,
+            object_type=object_type,
+            object_id=str(object_id),
+            defaults={
+                "state": state,
+                "operation": SyncOperation.DELETE,
+                "last_error": errors.get(0, ""),
+            },
+        )
+        report.deleted, report.failed = (0, 1) if errors else (1, 0)
+        results[target.name] = report
+    return results

@@ -1,0 +1,44 @@
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class TargetUnavailable(Exception):
+    """The target as a whole cannot be used now: unreachable, the API key was
+    rejected, or it is misconfigured. No object is to blame, so no object's
+    attempts are counted; the changes wait.
+
+    `reason` is one of "unreachable", "auth", "misconfigured", "disabled", and
+    the message is safe to show (it never contains a secret).
+    """
+
+    def __init__(self, message: str, *, reason: str = "unreachable"):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    version: str
+    ready: bool
+
+
+class Target(Protocol):
+    """What the sync engine needs from an index."""
+
+    name: str  # stable key in sync records: "weaviate", "qdrant"
+    label: str  # for people: "Weaviate", "embedded index"
+
+    def ping(self) -> ServerInfo: ...
+    def ensure_collection(self) -> None: ...
+    def upsert_many(self, documents: list[tuple[uuid.UUID, dict]]) -> dict[int, str]:
+        """Write documents (insert or replace); returns error messages by index."""
+        ...
+
+    def delete_many(self, uuids: list[uuid.UUID]) -> dict[int, str]: ...
+    def fetch(self, object_uuid: uuid.UUID) -> dict | None: ...
+    def exists_many(self, uuids: list[uuid.UUID]) -> set[uuid.UUID]: ...
+    def iter_documents(self) -> Iterator[tuple[uuid.UUID, dict]]: ...
+    def count(self) -> int: ...
+    def close(self) -> None: ...

@@ -1,0 +1,336 @@
+"""The Weaviate target: the only module that imports `weaviate`.
+
+One client per process and configuration, created lazily under a lock,
+reused by every thread, and closed at exit or when the configuration changes
+(no Con004 warning). Writes go through gRPC batches (`insert_many` is an
+upsert: an object the index lost is recreated, never a 404).
+"""
+
+import atexit
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+
+import weaviate
+import weaviate.classes.config as wc
+from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+from weaviate.classes.query import Filter
+from weaviate.collections.classes.data import DataObject
+from weaviate.exceptions import (
+    AuthenticationFailedError,
+    UnexpectedStatusCodeError,
+    WeaviateBaseError,
+    WeaviateInsertManyAllFailedError,
+)
+
+from ..config import WeaviateSettings, weaviate_settings
+from ..documents import DATE_FIELDS, FIELDS, INT_FIELDS
+from .base import ServerInfo, TargetUnavailable
+
+logger = logging.getLogger("agira.index.weaviate")
+
+FETCH_PAGE = 1000
+
+
+def collection_properties() -> list[wc.Property]:
+    """The AgiraObject schema: dates as date, the size as int, the rest text."""
+
+    def data_type(name: str) -> wc.DataType:
+        if name in DATE_FIELDS:
+            return wc.DataType.DATE
+        if name in INT_FIELDS:
+            return wc.DataType.INT
+        return wc.DataType.TEXT
+
+    return [wc.Property(name=name, data_type=data_type(name)) for name in FIELDS]
+
+
+def redact(message: str, secret: str) -> str:
+    return message.replace(secret, "***") if secret else message
+
+
+class WeaviateTarget:
+    name = "weaviate"
+    label = "Weaviate"
+
+    def __init__(self, config: WeaviateSettings):
+        self.config = config
+        self._client: weaviate.WeaviateClient | None = None
+        self._collection_ready = False
+        self._lock = threading.Lock()
+
+    # -- connection ----------------------------------------------------------
+    def _connect(self) -> weaviate.WeaviateClient:
+        config = self.config
+        if not config.enabled:
+            raise TargetUnavailable("Weaviate sync is disabled in the admin.", reason="disabled")
+        if not config.configured:
+            raise TargetUnavailable(
+                "Weaviate is not configured: set its URL in the admin.", reason="misconfigured"
+            )
+        try:
+            return weaviate.connect_to_custom(
+                http_host=config.host,
+                http_port=config.http_port,
+                http_secure=config.secure,
+                grpc_host=config.host,
+                grpc_port=config.grpc_port,
+                grpc_secure=config.secure,
+                auth_credentials=Auth.api_key(config.api_key) if config.api_key else None,
+                additional_config=AdditionalConfig(
+                    timeout=Timeout(
+                        init=config.connect_timeout,
+                        query=config.query_timeout,
+                        insert=config.insert_timeout,
+                    )
+                ),
+            )
+        except Exception as exc:
+            raise self._unavailable(exc, "connect to") from exc
+
+    def client(self) -> weaviate.WeaviateClient:
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+            self._collection_ready = False
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                logger.exception("Closing the Weaviate client failed")
+
+    def _unavailable(self, exc: BaseException, action: str) -> TargetUnavailable:
+        """Turn a client error into a safe, specific message."""
+        text = str(getattr(exc, "message", "") or exc)
+        if exc.__cause__ is not None and str(exc.__cause__) not in text:
+            # The client's own words can be thin ("Details: ."): add the cause.
+            text = f"{text.rstrip(' .')} ({type(exc.__cause__).__name__}: {exc.__cause__})"
+        text = redact(text, self.config.api_key)
+        status = getattr(exc, "status_code", None)
+        if isinstance(exc, AuthenticationFailedError) or status == 401 or "401" in text[:400]:
+            reason, message = (
+                "auth",
+                (f"Weaviate at {self.config.describe()} rejected the API key (401 Unauthorized)."),
+            )
+        elif status == 403:
+            reason, message = (
+                "auth",
+                (f"Weaviate at {self.config.describe()} refused access (403 Forbidden)."),
+            )
+        else:
+            reason = "unreachable"
+            message = f"Could not {action} Weaviate at {self.config.describe()}: {text}"
+        return TargetUnavailable(message[:2000], reason=reason)
+
+    def _probe(self) -> None:
+        """Fail fast if the server is gone.
+
+        The client retries an unavailable gRPC batch with exponential sleeps
+        (seconds, not configurable); one liveness request (HTTP and gRPC
+        health) first turns a dead server into an immediate, clear error.
+        """
+        client = self.client()
+        try:
+            live = client.is_live()
+        except WeaviateBaseError as exc:
+            self.close()
+            raise self._unavailable(exc, "reach") from exc
+        if not live:
+            self.close()
+            raise TargetUnavailable(
+                f"Weaviate at {self.config.describe()} is not reachable "
+                "(its liveness check over HTTP and gRPC failed)."
+            )
+
+    def _call(self, action: str, fn, *, probe: bool = False):
+        """Run a client call; a failure of the server as a whole closes the
+        client (the next call reconnects) and raises TargetUnavailable."""
+        collection = self.collection()
+        if probe:
+            self._probe()
+        try:
+            return fn(collection)
+        except TargetUnavailable:
+            raise
+        except WeaviateBaseError as exc:
+            self.close()
+            raise self._unavailable(exc, action) from exc
+
+    # -- schema --------------------------------------------------------------
+    def collection(self):
+        client = self.client()
+        if not self._collection_ready:
+            self.ensure_collection()
+        return client.collections.use(self.config.collection_name)
+
+    def ensure_collection(self) -> None:
+        """Create the collection if missing; report a mismatching one clearly."""
+        client = self.client()
+        name = self.config.collection_name
+        try:
+            if not client.collections.exists(name):
+                client.collections.create(
+                    name,
+                    properties=collection_properties(),
+                    vector_config=wc.Configure.Vectors.self_provided(),
+                )
+                logger.info("Created the Weaviate collection %s", name)
+            else:
+                self._check_schema(client.collections.use(name).config.get())
+        except TargetUnavailable:
+            raise
+        except WeaviateBaseError as exc:
+            if isinstance(exc, UnexpectedStatusCodeError) and exc.status_code == 422:
+                # Another process created it between our check and create.
+                self._check_schema(client.collections.use(name).config.get())
+            else:
+                self.close()
+                raise self._unavailable(exc, "prepare the collection in") from exc
+        self._collection_ready = True
+
+    def _check_schema(self, config) -> None:
+        expected = {p.name: p.dataType.value for p in collection_properties()}
+        actual = {p.name: p.data_type.value for p in config.properties}
+        missing = sorted(set(expected) - set(actual))
+        wrong = sorted(n for n in expected if n in actual and actual[n] != expected[n])
+        if missing or wrong:
+            problems = []
+            if missing:
+                problems.append(f"missing properties {', '.join(missing)}")
+            problems.extend(f"property {n} is {actual[n]}, expected {expected[n]}" for n in wrong)
+            raise TargetUnavailable(
+                f"The Weaviate collection {self.config.collection_name} exists with a different "
+                f"schema ({'; '.join(problems)}). Agira does not alter it: delete it or set "
+                "another collection name in the admin.",
+                reason="misconfigured",
+            )
+
+    # -- the target interface ------------------------------------------------
+    def ping(self) -> ServerInfo:
+        client = self.client()
+        try:
+            meta = client.get_meta()
+            ready = client.is_ready()
+        except WeaviateBaseError as exc:
+            self.close()
+            raise self._unavailable(exc, "reach") from exc
+        return ServerInfo(version=str(meta.get("version", "")), ready=bool(ready))
+
+    def upsert_many(self, documents: list[tuple[uuid.UUID, dict]]) -> dict[int, str]:
+        if not documents:
+            return {}
+        objects = [
+            DataObject(properties={k: v for k, v in doc.items() if v is not None}, uuid=oid)
+            for oid, doc in documents
+        ]
+
+        def write(collection):
+            try:
+                result = collection.data.insert_many(objects)
+            except WeaviateInsertManyAllFailedError as exc:
+                message = redact(exc.message, self.config.api_key)
+                return dict.fromkeys(range(len(objects)), message)
+            return {index: error.message for index, error in result.errors.items()}
+
+        return self._call("write to", write, probe=True)
+
+    def delete_many(self, uuids: list[uuid.UUID]) -> dict[int, str]:
+        if not uuids:
+            return {}
+
+        def delete(collection):
+            result = collection.data.delete_many(
+                where=Filter.by_id().contains_any(uuids), verbose=True
+            )
+            failed = {
+                str(o.uuid): o.error or "delete failed"
+                for o in result.objects or []
+                if not o.successful
+            }
+            return {i: failed[str(u)] for i, u in enumerate(uuids) if str(u) in failed}
+
+        return self._call("delete from", delete, probe=True)
+
+    def fetch(self, object_uuid: uuid.UUID) -> dict | None:
+        obj = self._call(
+            "read from", lambda collection: collection.query.fetch_object_by_id(object_uuid)
+        )
+        return None if obj is None else _plain(obj.properties)
+
+    def exists_many(self, uuids: list[uuid.UUID]) -> set[uuid.UUID]:
+        found: set[uuid.UUID] = set()
+        for start in range(0, len(uuids), FETCH_PAGE):
+            chunk = uuids[start : start + FETCH_PAGE]
+            result = self._call(
+                "read from",
+                lambda collection, chunk=chunk: collection.query.fetch_objects(
+                    filters=Filter.by_id().contains_any(chunk),
+                    limit=len(chunk),
+                    return_properties=["object_id"],
+                ),
+            )
+            found.update(uuid.UUID(str(o.uuid)) for o in result.objects)
+        return found
+
+    def iter_documents(self) -> Iterator[tuple[uuid.UUID, dict]]:
+        collection = self.collection()
+        try:
+            for obj in collection.iterator(return_properties=list(FIELDS), cache_size=FETCH_PAGE):
+                yield uuid.UUID(str(obj.uuid)), _plain(obj.properties)
+        except WeaviateBaseError as exc:
+            self.close()
+            raise self._unavailable(exc, "read from") from exc
+
+    def count(self) -> int:
+        result = self._call(
+            "read from", lambda collection: collection.aggregate.over_all(total_count=True)
+        )
+        return int(result.total_count or 0)
+
+
+def _plain(properties: dict) -> dict:
+    """Properties as JSON-ready values (dates back to ISO strings)."""
+    return {
+        k: v.isoformat() if isinstance(v, datetime) else v for k, v in (properties or {}).items()
+    }
+
+
+# -- one target per process and configuration --------------------------------
+_current: WeaviateTarget | None = None
+_current_lock = threading.Lock()
+
+
+def weaviate_target(config: WeaviateSettings | None = None) -> WeaviateTarget:
+    """The process's Weaviate target for the current configuration.
+
+    An edit in the admin changes the fingerprint: the old client is closed and
+    the next call connects with the new settings.
+    """
+    global _current
+    config = config or weaviate_settings()
+    with _current_lock:
+        if _current is not None and _current.config.fingerprint == config.fingerprint:
+            _current.config = config  # e.g. `enabled` may have changed
+            return _current
+        old, _current = _current, WeaviateTarget(config)
+    if old is not None:
+        old.close()
+    return _current
+
+
+def close_weaviate() -> None:
+    global _current
+    with _current_lock:
+        old, _current = _current, None
+    if old is not None:
+        old.close()
+
+
+atexit.register(close_weaviate)

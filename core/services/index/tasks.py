@@ -1,0 +1,48 @@
+"""The drain as a Django task (`django-tasks`): enqueued after each committing
+transaction in queued mode, run by `manage.py db_worker` in production."""
+
+import logging
+
+from django_tasks import task
+
+logger = logging.getLogger("agira.index")
+
+
+@task()
+def drain_outbox() -> dict:
+    from .engine import drain
+
+    report = drain(automatic=True)
+    if report.retry_after:
+        _retry_later(report.retry_after)
+    summary = {
+        name: {
+            "written": t.written,
+            "deleted": t.deleted,
+            "unchanged": t.unchanged,
+            "failed": t.failed,
+            "error": t.error,
+        }
+        for name, t in report.targets.items()
+    }
+    failed = any(t.failed or (t.error and not t.skipped) for t in report.targets.values())
+    logger.log(
+        logging.WARNING if failed else logging.DEBUG,
+        "Sync drain: folded %d changes; %s",
+        report.folded,
+        summary,
+    )
+    return summary
+
+
+def _retry_later(seconds: float) -> None:
+    """A target was down: try again once it may be up, where the task backend
+    can run a task later (the database queue can; the inline backend cannot,
+    and there the next save or `manage.py sync_weaviate` drains)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    if not drain_outbox.get_backend().supports_defer:
+        return
+    drain_outbox.using(run_after=timezone.now() + timedelta(seconds=seconds)).enqueue()
