@@ -31,8 +31,10 @@ def _fast_password_hashing(settings):
 def _close_index_clients():
     """No client outlives its test (the suite treats ResourceWarning as an error)."""
     yield
+    from core.services.index import tasks
     from core.services.index.engine import reset_breakers
     from core.services.index.targets.weaviate import close_weaviate
 
     close_weaviate()
     reset_breakers()
+    tasks._retry_scheduled_until = None

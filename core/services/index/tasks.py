@@ -2,10 +2,14 @@
 transaction in queued mode, run by `manage.py db_worker` in production."""
 
 import logging
+import threading
 
 from django_tasks import task
 
 logger = logging.getLogger("agira.index")
+
+_retry_lock = threading.Lock()
+_retry_scheduled_until = None
 
 
 @task()
@@ -43,6 +47,14 @@ def _retry_later(seconds: float) -> None:
 
     from django.utils import timezone
 
+    global _retry_scheduled_until
     if not drain_outbox.get_backend().supports_defer:
         return
-    drain_outbox.using(run_after=timezone.now() + timedelta(seconds=seconds)).enqueue()
+    run_after = timezone.now() + timedelta(seconds=seconds)
+    with _retry_lock:
+        # One retry at a time from this process: the drains that met the
+        # same outage would otherwise each schedule their own.
+        if _retry_scheduled_until is not None and _retry_scheduled_until >= timezone.now():
+            return
+        _retry_scheduled_until = run_after
+    drain_outbox.using(run_after=run_after).enqueue()

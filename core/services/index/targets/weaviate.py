@@ -109,9 +109,10 @@ class WeaviateTarget:
     def _unavailable(self, exc: BaseException, action: str) -> TargetUnavailable:
         """Turn a client error into a safe, specific message."""
         text = str(getattr(exc, "message", "") or exc)
-        if exc.__cause__ is not None and str(exc.__cause__) not in text:
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and str(cause) and str(cause) not in text:
             # The client's own words can be thin ("Details: ."): add the cause.
-            text = f"{text.rstrip(' .')} ({type(exc.__cause__).__name__}: {exc.__cause__})"
+            text = f"{text.rstrip(' .')} ({type(cause).__name__}: {cause})"
         text = redact(text, self.config.api_key)
         status = getattr(exc, "status_code", None)
         if isinstance(exc, AuthenticationFailedError) or status == 401 or "401" in text[:400]:

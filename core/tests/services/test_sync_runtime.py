@@ -1,0 +1,129 @@
+"""The sync engine at run time: the database task queue and its worker, one
+client per process shared by threads and always closed, concurrent drains."""
+
+import gc
+import threading
+import warnings
+
+import pytest
+from django.core.management import call_command
+from django.db import close_old_connections, connection
+
+from core.models import SyncOutbox, SyncRecord, SyncState
+from core.services.index.documents import object_uuid
+from core.services.index.engine import drain
+from core.services.index.targets.weaviate import close_weaviate, weaviate_target
+from core.testing.weaviate_server.faults import BATCH_OBJECTS
+from core.tests import factories
+
+DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+
+def test_queued_mode_with_the_database_queue_writes_nothing_until_the_worker_runs(
+    weaviate_sync, settings
+):
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = DB_TASKS
+    item = factories.make_item(title="Queued")
+    # The save only recorded the change and enqueued the drain.
+    assert weaviate_sync.counters[BATCH_OBJECTS] == 0
+    assert SyncOutbox.objects.count() == 2  # the project and the item
+    assert DBTaskResult.objects.filter(status="READY").count() == 2  # one per transaction
+
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    assert weaviate_sync.store.get("AgiraObject", object_uuid("item", item.pk))["title"] == "Queued"
+    assert not SyncOutbox.objects.exists()
+    assert SyncRecord.objects.get(object_type="item").state == SyncState.SYNCED
+
+
+def test_a_drain_task_that_finds_weaviate_down_schedules_a_retry(weaviate_sync, settings):
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = DB_TASKS
+    factories.make_item(title="Later")
+    weaviate_sync.down()
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    later = DBTaskResult.objects.filter(status="READY", run_after__isnull=False)
+    assert later.count() == 1  # one retry, not one per change
+    assert SyncRecord.objects.filter(state=SyncState.PENDING).count() == 2
+
+
+def test_one_client_per_process_shared_by_threads(weaviate_sync):
+    targets, errors = [], []
+
+    def use() -> None:
+        try:
+            target = weaviate_target()
+            target.count()
+            targets.append(target)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len({id(t) for t in targets}) == 1
+    assert len({id(t._client) for t in targets}) == 1
+
+
+def test_the_client_is_closed_without_a_resource_warning(weaviate_sync):
+    factories.make_item(title="Closes cleanly")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        close_weaviate()
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert weaviate_target()._client is None  # a new one is made lazily on next use
+
+
+def test_an_admin_edit_reconnects_with_the_new_settings(weaviate_sync):
+    from core.models import WeaviateConfiguration
+
+    first = weaviate_target()
+    first.count()
+    WeaviateConfiguration.objects.filter(pk=1).update(collection_name="OtherCollection")
+    second = weaviate_target()
+    assert second is not first
+    assert first._client is None  # the old client was closed
+    factories.make_item(title="Elsewhere")
+    assert weaviate_sync.store.count("OtherCollection") == 2
+
+
+@pytest.mark.postgres
+def test_concurrent_drains_write_each_change_once(weaviate_sync, settings):
+    """Four drains at once over 401 pending changes: every object written, and
+    each exactly once (leases keep drains off each other's records)."""
+    settings.TASKS = DB_TASKS  # saves only enqueue; the threads below drain
+    settings.AGIRA_SYNC_BATCH_SIZE = 25  # many small leases to fight over
+    project = factories.make_project()
+    for n in range(400):
+        factories.make_item(project=project, title=f"c{n}")
+    assert SyncOutbox.objects.count() == 401
+
+    reports, errors = [], []
+
+    def run() -> None:
+        try:
+            reports.append(drain())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    written = sum(r.targets["weaviate"].written for r in reports)
+    assert written == 401
+    assert weaviate_sync.counters["objects sent in BatchObjects"] == 401
+    assert weaviate_sync.store.count("AgiraObject") == 401
+    assert SyncRecord.objects.filter(object_type="item", state=SyncState.SYNCED).count() == 400
