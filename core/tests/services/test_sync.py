@@ -558,3 +558,20 @@ def test_dates_are_rfc3339_utc(weaviate_sync):
     assert stored(weaviate_sync, "project", item.project.pk)["status"] == "Active"
     assert weaviate_sync.counters[OBJECTS_CREATED] >= 2
     assert weaviate_sync.counters[BATCH_DELETE] == 0
+
+
+def test_an_outage_is_never_mistaken_for_a_wrong_key(weaviate_sync):
+    """Ports are random: one containing "401" must not read as Unauthorized."""
+    from dataclasses import replace
+
+    from core.services.index.config import weaviate_settings
+    from core.services.index.targets.weaviate import WeaviateTarget
+
+    config = replace(weaviate_settings(), http_port=40175, grpc_port=40176)  # nothing listens
+    target = WeaviateTarget(config)
+    with pytest.raises(index.TargetUnavailable) as caught:
+        target.ping()
+    target.close()
+    assert caught.value.reason == "unreachable"
+    assert "API key" not in str(caught.value)
+    assert "Could not connect to Weaviate at http://127.0.0.1:40175" in str(caught.value)

@@ -114,8 +114,8 @@ class WeaviateTarget:
             # The client's own words can be thin ("Details: ."): add the cause.
             text = f"{text.rstrip(' .')} ({type(cause).__name__}: {cause})"
         text = redact(text, self.config.api_key)
-        status = getattr(exc, "status_code", None)
-        if isinstance(exc, AuthenticationFailedError) or status == 401 or "401" in text[:400]:
+        status = _status_code(exc)
+        if isinstance(exc, AuthenticationFailedError) or status == 401:
             reason, message = (
                 "auth",
                 (f"Weaviate at {self.config.describe()} rejected the API key (401 Unauthorized)."),
@@ -294,6 +294,18 @@ class WeaviateTarget:
             "read from", lambda collection: collection.aggregate.over_all(total_count=True)
         )
         return int(result.total_count or 0)
+
+
+def _status_code(exc: BaseException) -> int | None:
+    """The HTTP status behind a client error, looking through wrapped causes
+    (a failed start-up wraps the 401 of the meta request)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, UnexpectedStatusCodeError):
+            return exc.status_code
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
 
 
 def _plain(properties: dict) -> dict:
