@@ -16,11 +16,16 @@ $(BIN)/.installed: requirements.txt
 
 venv: $(BIN)/.installed
 
+# The web server and the task worker share the database queue: a save
+# enqueues its sync, the worker writes it to the index a moment later.
+run: export AGIRA_TASKS_BACKEND ?= django_tasks_db.DatabaseBackend
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --if-empty
-	@echo "Agira is starting on http://$(HOST):$(PORT)/ (Ctrl-C stops it)."
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@echo "Agira is starting on http://$(HOST):$(PORT)/ with its task worker (Ctrl-C stops both)."
+	@$(BIN)/python manage.py db_worker --interval 0.5 --no-reload --verbosity 0 & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -17,8 +17,10 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
-    """Uploaded files of a test go to its own folder, never to var/."""
+    """Uploaded files and the embedded index of a test go to its own folder,
+    never to var/."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.AGIRA_QDRANT_PATH = str(tmp_path / "qdrant")
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +35,10 @@ def _close_index_clients():
     yield
     from core.services.index import tasks
     from core.services.index.engine import reset_breakers
+    from core.services.index.targets.qdrant import close_qdrant
     from core.services.index.targets.weaviate import close_weaviate
 
     close_weaviate()
+    close_qdrant()
     reset_breakers()
     tasks._retry_scheduled_until = None

@@ -200,3 +200,15 @@ AGIRA_SYNC_BACKOFF_MAX_SECONDS = env.float("AGIRA_SYNC_BACKOFF_MAX_SECONDS", def
 AGIRA_SYNC_LEASE_SECONDS = env.int("AGIRA_SYNC_LEASE_SECONDS", default=300)
 # Texts in the index are capped at this many characters, with a visible marker.
 AGIRA_INDEX_MAX_TEXT_CHARS = env.int("AGIRA_INDEX_MAX_TEXT_CHARS", default=100_000)
+
+# -- The embedded index (Qdrant) -------------------------------------------------
+# On by default so that a laptop syncs for real with nothing installed. Local
+# mode keeps the index in a folder; set AGIRA_QDRANT_URL to use a Qdrant server.
+AGIRA_QDRANT_ENABLED = env.bool("AGIRA_QDRANT_ENABLED", default=True)
+AGIRA_QDRANT_PATH = env.str("AGIRA_QDRANT_PATH", default=str(VAR_DIR / "qdrant"))
+AGIRA_QDRANT_URL = env.str("AGIRA_QDRANT_URL", default="")
+AGIRA_QDRANT_API_KEY = env.str("AGIRA_QDRANT_API_KEY", default="")
+AGIRA_QDRANT_COLLECTION = env.str("AGIRA_QDRANT_COLLECTION", default="AgiraObject")
+AGIRA_QDRANT_TIMEOUT = env.float("AGIRA_QDRANT_TIMEOUT", default=10.0)
+# How long a process waits for another to finish with the local folder.
+AGIRA_QDRANT_LOCK_TIMEOUT = env.float("AGIRA_QDRANT_LOCK_TIMEOUT", default=15.0)

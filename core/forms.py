@@ -187,3 +187,49 @@ class ItemFilterForm(BootstrapMixin, forms.Form):
         choices=_with_any(ItemStatus.choices, "All statuses"), required=False
     )
     type = forms.ChoiceField(choices=_with_any(ItemType.choices, "All types"), required=False)
+
+
+def _status_choices() -> list[tuple[str, str]]:
+    """Every status any indexed object can have, once each."""
+    from core.models import ChangeStatus, ReleaseStatus
+
+    seen: dict[str, str] = {}
+    for choices in (ItemStatus, ProjectStatus, ChangeStatus, ReleaseStatus):
+        for value, label in choices.choices:
+            seen.setdefault(value, label)
+    seen.setdefault("open", "open (GitHub)")
+    seen.setdefault("closed", "closed (GitHub)")
+    return list(seen.items())
+
+
+class SearchForm(BootstrapMixin, forms.Form):
+    OBJECT_TYPES = [
+        ("item", "Item"),
+        ("comment", "Comment"),
+        ("attachment", "Attachment"),
+        ("project", "Project"),
+        ("change", "Change"),
+        ("node", "Node"),
+        ("release", "Release"),
+        ("github_issue", "GitHub issue"),
+        ("github_pr", "GitHub pull request"),
+    ]
+
+    q = forms.CharField(
+        label="Search",
+        max_length=MAX_QUERY_LENGTH,
+        error_messages={
+            "required": "Type a word or two to search for.",
+            "max_length": f"Searches are limited to {MAX_QUERY_LENGTH} characters.",
+        },
+    )
+    type = forms.ChoiceField(choices=_with_any(OBJECT_TYPES, "All types"), required=False)
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.all(), required=False, empty_label="All projects"
+    )
+    status = forms.ChoiceField(choices=[], required=False)
+    page = forms.IntegerField(min_value=1, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = _with_any(_status_choices(), "All statuses")

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from core.views import item_parts, items, planning, projects
+from core.views import item_parts, items, planning, projects, search
 
 app_name = "core"
 
@@ -55,5 +55,6 @@ urlpatterns = [
     ),
     path("attachments/<int:pk>/delete/", item_parts.attachment_remove, name="attachment-delete"),
     path("items/<int:item_id>/github/", item_parts.github_link_create, name="github-link-create"),
+    path("search/", search.search, name="search"),
     path("github-links/<int:pk>/delete/", item_parts.github_link_delete, name="github-link-delete"),
 ]

@@ -194,6 +194,7 @@ STATUS_WEIGHTS = [
 class DemoReport:
     created: dict[str, int] = field(default_factory=dict)
     password: str = ""
+    queued: int = 0
 
     def add(self, name: str, count: int) -> None:
         self.created[name] = self.created.get(name, 0) + count
@@ -471,9 +472,33 @@ class DemoSeeder:
         )
 
 
-def demo_seed(*, items: int, password: str, log: Callable = print) -> DemoReport:
-    """Create the demo data set, adding only what is missing."""
+def demo_seed(
+    *, items: int, password: str, log: Callable = print, index: bool = True
+) -> DemoReport:
+    """Create the demo data set, adding only what is missing.
+
+    Rows are bulk-created (no signals); with `index` every new demo object is
+    then put in the sync outbox at once, so the index receives it too.
+    """
+    from core.services.index import mark_for_sync, sync_paused
+
     started = timezone.now()
-    report = DemoSeeder(items=items, password=password, log=log).run()
+    with sync_paused():
+        since = timezone.now()
+        report = DemoSeeder(items=items, password=password, log=log).run()
+        if index:
+            report.queued = sum(
+                mark_for_sync(model.objects.filter(created_at__gte=since))
+                for model in (
+                    Project,
+                    Item,
+                    ItemComment,
+                    Attachment,
+                    Node,
+                    Release,
+                    Change,
+                    ExternalIssueMapping,
+                )
+            )
     logger.info("Demo data seeded in %s: %s", timezone.now() - started, report.created)
     return report

@@ -1,6 +1,6 @@
 import pytest
 
-from core.tests import factories
+from core.tests import factories, harness
 
 
 @pytest.fixture
@@ -32,23 +32,18 @@ def item(db):
 API_KEY = "test-api-key-4f9a"
 
 
-@pytest.fixture
-def weaviate_sync(weaviate_server, settings, transactional_db):
-    """Agira syncing to the in-process Weaviate-compatible server.
-
-    Real commits (transactional_db), so the drain runs after commit as in
-    production; the immediate task backend runs it in this process.
-    """
+def configure_weaviate(server, settings) -> None:
+    """Point Agira at the in-process Weaviate-compatible server, Weaviate alone."""
     from core.models import WeaviateConfiguration
 
-    weaviate_server.auth.set_api_keys([API_KEY])
+    server.auth.set_api_keys([API_KEY])
     WeaviateConfiguration.objects.update_or_create(
         pk=WeaviateConfiguration.SINGLETON_PK,
         defaults={
             "enabled": True,
             "url": "http://127.0.0.1",
-            "http_port": weaviate_server.http_port,
-            "grpc_port": weaviate_server.grpc_port,
+            "http_port": server.http_port,
+            "grpc_port": server.grpc_port,
             "api_key": API_KEY,
             "connect_timeout": 2,
             "query_timeout": 5,
@@ -57,4 +52,32 @@ def weaviate_sync(weaviate_server, settings, transactional_db):
     )
     settings.AGIRA_SYNC_MODE = "queued"
     settings.AGIRA_SYNC_BACKOFF_SECONDS = 0.0
+    # Weaviate alone; tests of both targets at once enable the embedded index.
+    settings.AGIRA_QDRANT_ENABLED = False
+
+
+@pytest.fixture
+def weaviate_sync(weaviate_server, settings, transactional_db):
+    """Agira syncing to the in-process Weaviate-compatible server.
+
+    Real commits (transactional_db), so the drain runs after commit as in
+    production; the immediate task backend runs it in this process.
+    """
+    configure_weaviate(weaviate_server, settings)
     return weaviate_server
+
+
+@pytest.fixture(params=["weaviate", "qdrant"])
+def sync(request, settings, transactional_db, weaviate_server):
+    """Agira syncing to one target, committing for real."""
+    settings.AGIRA_SYNC_MODE = "queued"
+    settings.AGIRA_SYNC_BACKOFF_SECONDS = 0.0
+    if request.param == "weaviate":
+        configure_weaviate(weaviate_server, settings)
+        yield harness.WeaviateHarness(weaviate_server)
+        return
+    settings.AGIRA_QDRANT_ENABLED = True
+    settings.AGIRA_QDRANT_LOCK_TIMEOUT = 0.2
+    embedded = harness.QdrantHarness(settings.AGIRA_QDRANT_PATH)
+    yield embedded
+    embedded.up()

@@ -28,13 +28,25 @@ class Command(BaseCommand):
             "--force", action="store_true", help="Allow seeding when AGIRA_ENV=production."
         )
         parser.add_argument(
+            "--no-index",
+            action="store_true",
+            help="Do not queue the demo objects for the index (for large benchmark sets).",
+        )
+        parser.add_argument(
             "--if-empty",
             action="store_true",
             help="Do nothing if the database already has projects (used by `make run`).",
         )
 
     def handle(
-        self, *args, items: int, password: str | None, force: bool, if_empty: bool, **options
+        self,
+        *args,
+        items: int,
+        password: str | None,
+        force: bool,
+        if_empty: bool,
+        no_index: bool,
+        **options,
     ):
         if items < 0:
             raise CommandError("--items must be 0 or more.")
@@ -55,11 +67,13 @@ class Command(BaseCommand):
                 self.stdout.write(line)
 
         started = time.monotonic()
-        report = demo_seed(items=items, password=password, log=log)
+        report = demo_seed(items=items, password=password, log=log, index=not no_index)
         elapsed = time.monotonic() - started
         created = ", ".join(f"{count} {name}" for name, count in report.created.items() if count)
         self.stdout.write(
             self.style.SUCCESS(f"Demo data ready in {elapsed:.1f}s")
             + (f": created {created}." if created else ": nothing to create.")
         )
+        if report.queued:
+            self.stdout.write(f"Queued {report.queued} objects for the index.")
         self.stdout.write(f"Log in as '{DEMO_USERNAME}' with password '{report.password}'.")

@@ -20,6 +20,7 @@ from .service import (
     fetch_object,
     fetch_object_by_type,
     primary_target,
+    search_objects,
     sync_project,
     upsert_instance,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "mark_for_sync",
     "object_uuid",
     "primary_target",
+    "search_objects",
     "sync_disabled",
     "sync_paused",
     "sync_project",

@@ -48,14 +48,23 @@ MARK_CHUNK = 2000
 
 # -- which targets are active ---------------------------------------------------
 def active_targets() -> list[Target]:
-    """The targets changes go to now. Weaviate when it is enabled in the admin
-    (or the environment)."""
+    """The targets changes go to now, the primary one first.
+
+    Weaviate when it is enabled in the admin (or the environment) is the
+    primary; the embedded Qdrant index (on by default, `AGIRA_QDRANT_ENABLED`)
+    is the primary otherwise. Both can be active: each keeps its own records,
+    retries and failures.
+    """
+    from .targets.qdrant import qdrant_settings, qdrant_target
     from .targets.weaviate import weaviate_target
 
     targets: list[Target] = []
     weaviate_config = config.weaviate_settings()
     if weaviate_config.enabled:
         targets.append(weaviate_target(weaviate_config))
+    qdrant_config = qdrant_settings()
+    if qdrant_config.enabled:
+        targets.append(qdrant_target(qdrant_config))
     return targets
 
 
@@ -349,6 +358,16 @@ def backoff_delay(attempts: int) -> timedelta:
 
 
 def _drain_target(target: Target, *, cutoff, max_batches: int | None) -> TargetReport:
+    try:
+        with target.session():
+            return _drain_batches(target, cutoff=cutoff, max_batches=max_batches)
+    except TargetUnavailable as exc:  # the session itself could not start
+        _set_status(target, error=str(exc))
+        logger.warning("%s unavailable; its changes wait: %s", target.label, exc)
+        return TargetReport(error=str(exc))
+
+
+def _drain_batches(target: Target, *, cutoff, max_batches: int | None) -> TargetReport:
     report = TargetReport()
     batches = 0
     while max_batches is None or batches < max_batches:

@@ -5,6 +5,8 @@ primary target (the first active one) and raise `TargetUnavailable` when no
 target can answer, with a message fit to show.
 """
 
+from dataclasses import dataclass
+
 from django.db.models import Model
 
 from core.models import (
@@ -20,7 +22,7 @@ from core.models import (
 
 from .documents import OBJECT_TYPES, get_weaviate_type, object_uuid
 from .engine import TargetReport, active_targets, delete_now, write_now
-from .targets.base import Target, TargetUnavailable
+from .targets.base import SearchHit, Target, TargetUnavailable
 
 __all__ = [
     "check_weaviate_connection",
@@ -31,6 +33,7 @@ __all__ = [
     "fetch_object_by_type",
     "get_weaviate_type",
     "primary_target",
+    "search_objects",
     "sync_project",
     "upsert_instance",
 ]
@@ -150,4 +153,50 @@ def check_weaviate_connection() -> tuple[bool, str]:
     return True, (
         f"Connected to Weaviate {info.version} at {config.describe()}: {readiness}; "
         f"collection {config.collection_name} holds {count} objects."
+    )
+
+
+SEARCH_PAGE_SIZE = 20
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    hits: list[SearchHit]
+    page: int
+    has_next: bool
+    total: int | None
+    target_label: str
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+def search_objects(
+    *,
+    query: str,
+    object_type: str = "",
+    project_id: str = "",
+    status: str = "",
+    page: int = 1,
+    per_page: int = SEARCH_PAGE_SIZE,
+) -> SearchResults:
+    """Keyword search in the primary target (Weaviate BM25, or the embedded
+    index's full-text match), filtered exactly by type, project and status."""
+    target = primary_target()
+    page = max(1, page)
+    filters = {"type": object_type, "project_id": str(project_id or ""), "status": status}
+    with target.session():
+        result = target.search(
+            query.strip(),
+            filters={k: v for k, v in filters.items() if v},
+            limit=per_page,
+            offset=(page - 1) * per_page,
+        )
+    return SearchResults(
+        hits=result.hits,
+        page=page,
+        has_next=result.has_next,
+        total=result.total,
+        target_label=target.label,
     )

@@ -84,3 +84,23 @@ def test_over_limit_upload_shows_the_message_on_the_attachments_tab(
         "attachments may be at most 100"
     )
     assert not item.attachments.exists()
+
+
+def test_a_new_item_is_found_in_search(logged_in_page, live_server):
+    page = logged_in_page
+    project = factories.make_project(name="Zoo")
+    page.goto(f"{live_server.url}/items/new/?project={project.pk}")
+    page.fill("#id_title", "Quokka enclosure gate sticks")
+    page.fill("#id_description", "The gate latch of the quokka enclosure jams in the rain.")
+    page.click("main button[type=submit]")
+    page.wait_for_url(re.compile(r"/items/\d+/$"))
+
+    page.fill("nav input[name=q]", "latch")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/search/\?q=latch"))
+    result = page.locator("[data-result-type=item]")
+    expect(result).to_have_count(1)
+    expect(result).to_contain_text("Quokka enclosure gate sticks")
+    expect(page.locator("#search-summary")).to_contain_text("answered by the embedded index")
+    result.click()
+    expect(page.locator("h1")).to_have_text("Quokka enclosure gate sticks")

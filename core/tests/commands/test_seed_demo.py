@@ -100,3 +100,25 @@ def test_seed_demo_refuses_production_without_force(settings):
     with pytest.raises(CommandError, match="Refusing to load demo data in production"):
         _seed("--items", "5")
     assert Item.objects.count() == 0
+
+
+def test_seed_demo_queues_every_demo_object_for_the_index():
+    from core.models import SyncOutbox
+
+    output = _seed("--items", "20")
+    queued = {
+        (object_type, object_id)
+        for object_type, object_id in SyncOutbox.objects.values_list("object_type", "object_id")
+    }
+    assert {("item", str(pk)) for pk in Item.objects.values_list("pk", flat=True)} <= queued
+    assert {
+        ("comment", str(pk)) for pk in ItemComment.objects.values_list("pk", flat=True)
+    } <= queued
+    assert "objects for the index" in output
+
+
+def test_seed_demo_no_index_queues_no_items():
+    from core.models import SyncOutbox
+
+    _seed("--items", "20", "--no-index")
+    assert not SyncOutbox.objects.filter(object_type="item").exists()

@@ -1,5 +1,6 @@
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +25,19 @@ class ServerInfo:
     ready: bool
 
 
+@dataclass(frozen=True)
+class SearchHit:
+    document: dict
+    score: float | None
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    hits: list[SearchHit]
+    total: int | None  # None where the target cannot count matches cheaply
+    has_next: bool
+
+
 class Target(Protocol):
     """What the sync engine needs from an index."""
 
@@ -41,4 +55,11 @@ class Target(Protocol):
     def exists_many(self, uuids: list[uuid.UUID]) -> set[uuid.UUID]: ...
     def iter_documents(self) -> Iterator[tuple[uuid.UUID, dict]]: ...
     def count(self) -> int: ...
+    def search(
+        self, query: str, *, filters: dict[str, str], limit: int, offset: int
+    ) -> SearchPage: ...
+    def session(self) -> AbstractContextManager[None]:
+        """Hold the target for a unit of work (a drain, a page's reads)."""
+        ...
+
     def close(self) -> None: ...

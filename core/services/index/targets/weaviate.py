@@ -7,6 +7,7 @@ upsert: an object the index lost is recreated, never a 404).
 """
 
 import atexit
+import contextlib
 import logging
 import threading
 import uuid
@@ -16,7 +17,7 @@ from datetime import datetime
 import weaviate
 import weaviate.classes.config as wc
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
-from weaviate.classes.query import Filter
+from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.collections.classes.data import DataObject
 from weaviate.exceptions import (
     AuthenticationFailedError,
@@ -27,7 +28,7 @@ from weaviate.exceptions import (
 
 from ..config import WeaviateSettings, weaviate_settings
 from ..documents import DATE_FIELDS, FIELDS, INT_FIELDS
-from .base import ServerInfo, TargetUnavailable
+from .base import SearchHit, SearchPage, ServerInfo, TargetUnavailable
 
 logger = logging.getLogger("agira.index.weaviate")
 
@@ -60,6 +61,10 @@ class WeaviateTarget:
         self._client: weaviate.WeaviateClient | None = None
         self._collection_ready = False
         self._lock = threading.Lock()
+
+    def session(self) -> contextlib.AbstractContextManager[None]:
+        # The client is shared and thread-safe: nothing to hold.
+        return contextlib.nullcontext()
 
     # -- connection ----------------------------------------------------------
     def _connect(self) -> weaviate.WeaviateClient:
@@ -294,6 +299,29 @@ class WeaviateTarget:
             "read from", lambda collection: collection.aggregate.over_all(total_count=True)
         )
         return int(result.total_count or 0)
+
+    def search(self, query: str, *, filters: dict[str, str], limit: int, offset: int) -> SearchPage:
+        """BM25 keyword search over title and text, with exact filters."""
+        conditions = [Filter.by_property(k).equal(v) for k, v in filters.items() if v]
+        where = Filter.all_of(conditions) if conditions else None
+
+        def run(collection):
+            # One more than a page says whether there is a next page.
+            return collection.query.bm25(
+                query=query,
+                query_properties=["title", "text"],
+                filters=where,
+                limit=limit + 1,
+                offset=offset,
+                return_metadata=MetadataQuery(score=True),
+            )
+
+        result = self._call("search", run)
+        hits = [
+            SearchHit(document=_plain(o.properties), score=o.metadata.score)
+            for o in result.objects[:limit]
+        ]
+        return SearchPage(hits=hits, total=None, has_next=len(result.objects) > limit)
 
 
 def _status_code(exc: BaseException) -> int | None:

@@ -1,0 +1,49 @@
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from core.forms import SearchForm
+from core.models import Project
+from core.services.index import TargetUnavailable, search_objects
+
+
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    form = SearchForm(request.GET or None)
+    context: dict = {"form": form, "results": None, "error": ""}
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        project = data["project"]
+        try:
+            results = search_objects(
+                query=data["q"],
+                object_type=data["type"],
+                project_id=str(project.pk) if project else "",
+                status=data["status"],
+                page=data["page"] or 1,
+            )
+        except TargetUnavailable as exc:
+            context["error"] = str(exc)
+        else:
+            # Project names for the results, in one query.
+            ids = {h.document.get("project_id") for h in results.hits} - {None}
+            names = dict(
+                Project.objects.filter(
+                    pk__in=[int(i) for i in ids if str(i).isdigit()]
+                ).values_list("pk", "name")
+            )
+            context["results"] = results
+            context["rows"] = [
+                {
+                    "doc": h.document,
+                    "score": h.score,
+                    "project": names.get(int(h.document["project_id"]))
+                    if str(h.document.get("project_id") or "").isdigit()
+                    else None,
+                }
+                for h in results.hits
+            ]
+            query = request.GET.copy()
+            query.pop("page", None)
+            context["query"] = query.urlencode()
+    return render(request, "core/search.html", context)
