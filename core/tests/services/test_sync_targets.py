@@ -109,7 +109,7 @@ def test_two_processes_share_the_local_folder_without_already_accessed_errors(se
         for tag in ("web", "worker")
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
-    for proc, (out, err) in zip(procs, outputs, strict=True):
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-2000:]
         assert "already accessed by another instance" not in err
     assert {out.strip() for out, _ in outputs} == {"ok web", "ok worker"}
