@@ -34,11 +34,12 @@ def _close_index_clients():
     """No client outlives its test (the suite treats ResourceWarning as an error)."""
     yield
     from core.services.index import tasks
-    from core.services.index.engine import reset_breakers
+    from core.services.index.engine import reset_breakers, reset_enqueue_window
     from core.services.index.targets.qdrant import close_qdrant
     from core.services.index.targets.weaviate import close_weaviate
 
     close_weaviate()
     close_qdrant()
     reset_breakers()
+    reset_enqueue_window()
     tasks._retry_scheduled_until = None

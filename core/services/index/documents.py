@@ -417,7 +417,9 @@ def normalise(doc: dict) -> dict:
     return out
 
 
-def content_hash(doc: dict) -> str:
-    canonical = {k: v for k, v in normalise(doc).items() if k not in UNHASHED_FIELDS}
+def content_hash(doc: dict, *, normalised: bool = False) -> str:
+    """SHA-256 of the canonical document (`normalised=True`: `doc` already is)."""
+    source = doc if normalised else normalise(doc)
+    canonical = {k: v for k, v in source.items() if k not in UNHASHED_FIELDS}
     payload = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest()

@@ -140,12 +140,45 @@ def _drain_after_commit() -> None:
             # safe in the outbox and the next drain takes it.
             logger.exception("Draining the sync outbox failed; the changes wait in the outbox")
     else:
-        from .tasks import drain_outbox
-
         try:
-            drain_outbox.enqueue()
+            _enqueue_drain()
         except Exception:
             logger.exception("Could not enqueue the sync drain; the changes wait in the outbox")
+
+
+# A queued drain is deferred by this much, and every commit in that window
+# relies on it instead of enqueueing its own: one task row per window and
+# process instead of one per save. The drain task enqueues itself again if it
+# finds new outbox rows it was not started for.
+DRAIN_COALESCE = timedelta(milliseconds=250)
+_enqueue_lock = threading.Lock()
+_pending_drain_at = None
+
+
+def _enqueue_drain() -> None:
+    global _pending_drain_at
+    from .tasks import drain_outbox
+
+    if not drain_outbox.get_backend().supports_defer:
+        drain_outbox.enqueue()  # e.g. the inline backend: runs now
+        return
+    now = timezone.now()
+    with _enqueue_lock:
+        if _pending_drain_at is not None and now < _pending_drain_at:
+            return  # that task starts after this commit, and sees its row
+        _pending_drain_at = run_after = now + DRAIN_COALESCE
+    try:
+        drain_outbox.using(run_after=run_after).enqueue()
+    except Exception:
+        with _enqueue_lock:
+            _pending_drain_at = None
+        raise
+
+
+def reset_enqueue_window() -> None:
+    global _pending_drain_at
+    with _enqueue_lock:
+        _pending_drain_at = None
 
 
 def schedule_drain() -> None:
@@ -313,7 +346,7 @@ def _claim(target_name: str, cutoff) -> list[SyncRecord]:
             claim_token=token,
             claimed_until=now + timedelta(seconds=settings.AGIRA_SYNC_LEASE_SECONDS),
         )
-    return list(SyncRecord.objects.filter(claim_token=token))
+    return list(SyncRecord.objects.filter(id__in=ids, claim_token=token))
 
 
 def _release(records: list[SyncRecord]) -> None:
@@ -408,7 +441,7 @@ def _process(target: Target, records: list[SyncRecord], report: TargetReport) ->
                 logger.exception("Serializing %s:%s failed", object_type, record.object_id)
                 outcomes.append(_Outcome(record, SyncState.FAILED, error=f"Serializer: {exc}"))
                 continue
-            digest = content_hash(doc)
+            digest = content_hash(doc, normalised=True)
             if digest == record.content_hash and record.last_synced_at is not None:
                 outcomes.append(_Outcome(record, SyncState.SYNCED, content_hash=digest))
                 report.unchanged += 1
@@ -581,7 +614,10 @@ def write_now(instances: Iterable[Model], *, targets: list[Target] | None = None
                 record.state, record.last_error = SyncState.FAILED, errors[index][:4000]
                 failed.append(record)
             else:
-                record.state, record.content_hash = SyncState.SYNCED, content_hash(doc)
+                record.state, record.content_hash = (
+                    SyncState.SYNCED,
+                    content_hash(doc, normalised=True),
+                )
                 record.last_synced_at, record.attempts = now, 0
                 record.last_error, record.next_attempt_at = "", None
                 written.append(record)

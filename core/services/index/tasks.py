@@ -14,11 +14,16 @@ _retry_scheduled_until = None
 
 @task()
 def drain_outbox() -> dict:
-    from .engine import drain
+    from core.models import SyncOutbox
+
+    from .engine import _enqueue_drain, drain
 
     report = drain(automatic=True)
     if report.retry_after:
         _retry_later(report.retry_after)
+    elif SyncOutbox.objects.exists():
+        # Changes committed while this drain ran, relying on it: take them next.
+        _enqueue_drain()
     summary = {
         name: {
             "written": t.written,

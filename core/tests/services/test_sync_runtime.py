@@ -29,8 +29,10 @@ def test_queued_mode_with_the_database_queue_writes_nothing_until_the_worker_run
     # The save only recorded the change and enqueued the drain.
     assert weaviate_sync.counters[BATCH_OBJECTS] == 0
     assert SyncOutbox.objects.count() == 2  # the project and the item
-    assert DBTaskResult.objects.filter(status="READY").count() == 2  # one per transaction
+    # Both saves rely on one deferred drain task (the coalescing window).
+    assert DBTaskResult.objects.filter(status="READY").count() == 1
 
+    _wait_for_due_tasks()
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
     assert weaviate_sync.store.get("AgiraObject", object_uuid("item", item.pk))["title"] == "Queued"
     assert not SyncOutbox.objects.exists()
@@ -43,10 +45,20 @@ def test_a_drain_task_that_finds_weaviate_down_schedules_a_retry(weaviate_sync, 
     settings.TASKS = DB_TASKS
     factories.make_item(title="Later")
     weaviate_sync.down()
+    _wait_for_due_tasks()
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
     later = DBTaskResult.objects.filter(status="READY", run_after__isnull=False)
     assert later.count() == 1  # one retry, not one per change
     assert SyncRecord.objects.filter(state=SyncState.PENDING).count() == 2
+
+
+def _wait_for_due_tasks() -> None:
+    """Deferred drain tasks become due after the coalescing window."""
+    import time
+
+    from core.services.index.engine import DRAIN_COALESCE
+
+    time.sleep(DRAIN_COALESCE.total_seconds() + 0.05)
 
 
 def test_one_client_per_process_shared_by_threads(weaviate_sync):
@@ -127,3 +139,50 @@ def test_concurrent_drains_write_each_change_once(weaviate_sync, settings):
     assert weaviate_sync.counters["objects sent in BatchObjects"] == 401
     assert weaviate_sync.store.count("AgiraObject") == 401
     assert SyncRecord.objects.filter(object_type="item", state=SyncState.SYNCED).count() == 400
+
+
+def test_the_outbox_row_commits_with_the_save_even_in_autocommit(weaviate_sync, settings):
+    """A save outside any transaction still writes its row and its outbox row
+    in one transaction: when a later receiver fails, neither is kept."""
+    from django.db import connection
+    from django.db.models.signals import post_save
+
+    from core.models import Item
+
+    settings.TASKS = DB_TASKS
+    item = factories.make_item(title="before")
+    SyncOutbox.objects.all().delete()
+    assert connection.get_autocommit()
+
+    def boom(sender, instance, **kwargs):
+        assert SyncOutbox.objects.filter(object_id=str(instance.pk)).exists()  # recorded
+        raise RuntimeError("a receiver after the outbox failed")
+
+    post_save.connect(boom, sender=Item, dispatch_uid="test-boom")
+    try:
+        item.title = "after"
+        with pytest.raises(RuntimeError, match="receiver after the outbox failed"):
+            item.save()
+    finally:
+        post_save.disconnect(sender=Item, dispatch_uid="test-boom")
+    assert Item.objects.get(pk=item.pk).title == "before"
+    assert not SyncOutbox.objects.exists()
+
+
+def test_saves_in_one_window_share_one_drain_task(weaviate_sync, settings):
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = DB_TASKS
+    project = factories.make_project()
+    for n in range(10):
+        factories.make_item(project=project, title=f"burst {n}")
+    assert DBTaskResult.objects.count() == 1  # ten saves, one deferred drain
+    task = DBTaskResult.objects.get()
+    assert task.run_after is not None
+    # Not due yet: a worker now leaves it for later.
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    assert weaviate_sync.store.count("AgiraObject") == 0
+    _wait_for_due_tasks()
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    assert weaviate_sync.store.count("AgiraObject") == 11
+    assert not SyncOutbox.objects.exists()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -20,6 +21,7 @@ from weaviate.proto.v1 import health_weaviate_pb2, search_get_pb2, weaviate_pb2_
 
 from core.testing.weaviate_server import WeaviateTestServer
 from core.testing.weaviate_server.pytest_plugin import connect
+from core.testing.weaviate_server.rest import HttpServer
 from core.tests.testing import COLLECTION, agira_object, create_agira_collection
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -52,7 +54,9 @@ def test_stop_closes_both_ports_and_joins_every_thread():
             for i in range(30):
                 batch.add_object(properties=agira_object(i))
         assert server.store.count(COLLECTION) == 30
-        assert _threads_of(server)  # it did start threads
+        threads = _threads_of(server)
+        assert any(name.endswith("http-conn") for name in threads)
+        assert any(name.endswith("grpc-serve") for name in threads)  # grpc's own poller
     finally:
         client.close()
         server.stop()
@@ -100,6 +104,74 @@ def test_stop_while_a_request_sleeps_on_injected_latency():
     server.stop()  # must not wait out the 30 seconds
     caller.join(timeout=10)
     assert done.is_set()
+    assert _threads_of(server) == []
+
+
+def test_stop_joins_a_connection_thread_that_has_not_exited_yet(monkeypatch):
+    # A connection thread that is done with its socket is still alive until it returns.
+    # On a loaded machine it can be descheduled right there; stop() must still join it.
+    serve_connection = HttpServer._serve_connection
+
+    def slow_to_exit(self: HttpServer, conn: socket.socket) -> None:
+        serve_connection(self, conn)
+        time.sleep(0.3)
+
+    monkeypatch.setattr(HttpServer, "_serve_connection", slow_to_exit)
+    server = WeaviateTestServer().start()
+    with httpx.Client(base_url=server.url) as http:
+        assert http.get("/v1/meta").status_code == 200
+    # The client has hung up: the connection thread is on its way out (or sleeping).
+    server.stop()
+    assert _threads_of(server) == []
+
+
+def test_no_latency_sleep_starts_while_the_server_is_down():
+    # A request read just as stop() or down() runs must not start a sleep that nothing
+    # wakes any more (the shutdown would wait it out, or leave the thread behind).
+    server = WeaviateTestServer().start()
+    try:
+        server.faults.set_latency(30)
+        server.down()
+        started = time.monotonic()
+        assert server.faults.delay("rest") is False  # cut short at once: dropped
+        assert server.faults.delay("grpc") is False
+        assert time.monotonic() - started < 10
+        server.faults.clear()  # back up, latency off
+        server.faults.set_latency(0.2)
+        started = time.monotonic()
+        assert server.faults.delay("rest") is True  # sleeps again once up
+        assert time.monotonic() - started >= 0.2
+    finally:
+        server.stop()
+
+
+def test_a_request_arriving_as_stop_begins_is_dropped_not_slept_on(monkeypatch):
+    # stop() wakes the requests sleeping on latency, then shuts the HTTP side. A request
+    # read in between (here: forced into exactly that gap) must not start a new 30 s sleep.
+    server = WeaviateTestServer().start()
+    sock = socket.create_connection(("127.0.0.1", server.http_port), timeout=20)
+    request = b"GET /v1/meta HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock.sendall(request)
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200")  # a keep-alive connection
+    server.faults.set_latency(30)
+    http_stop = HttpServer.stop
+
+    def request_then_stop(self: HttpServer) -> None:
+        sock.sendall(request)
+        for _ in range(1000):  # at most ~10 s for it to reach the server
+            if server.counters["GET /v1/meta"] == 2:
+                break
+            time.sleep(0.01)
+        time.sleep(0.05)  # and for its handler to get to the latency
+        http_stop(self)
+
+    monkeypatch.setattr(HttpServer, "stop", request_then_stop)
+    with sock:
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 5  # the injected 30 s were not waited out
+        assert server.counters["GET /v1/meta"] == 2
+        assert sock.recv(1024) == b""  # dropped unanswered
     assert _threads_of(server) == []
 
 

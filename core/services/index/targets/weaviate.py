@@ -75,8 +75,13 @@ class WeaviateTarget:
             raise TargetUnavailable(
                 "Weaviate is not configured: set its URL in the admin.", reason="misconfigured"
             )
+        client = None
         try:
-            return weaviate.connect_to_custom(
+            # The client's own start-up checks also ask pypi.org for the newest
+            # client version: an outside request on every connect. Agira makes
+            # the checks that matter itself: the server answers, accepts the key
+            # (GET /v1/meta) and is live over HTTP and gRPC.
+            client = weaviate.connect_to_custom(
                 http_host=config.host,
                 http_port=config.http_port,
                 http_secure=config.secure,
@@ -91,8 +96,21 @@ class WeaviateTarget:
                         insert=config.insert_timeout,
                     )
                 ),
+                skip_init_checks=True,
             )
+            client.get_meta()
+            if not client.is_live():
+                raise TargetUnavailable(
+                    f"Weaviate at {config.describe()} is not reachable "
+                    "(its liveness check over HTTP and gRPC failed)."
+                )
+            return client
+        except TargetUnavailable:
+            client.close()
+            raise
         except Exception as exc:
+            if client is not None:
+                client.close()
             raise self._unavailable(exc, "connect to") from exc
 
     def client(self) -> weaviate.WeaviateClient:
