@@ -720,21 +720,35 @@ def seed_style(server: Any, docs: list[tuple]) -> float:
     return time.perf_counter() - start
 
 
-def careful(server: Any, docs: list[tuple], *, replace: bool) -> float:
-    """One client; one REST write per object (insert into the empty collection, or
-    replace over existing objects)."""
+def careful(server: Any, docs: list[tuple], *, mode: str) -> float:
+    """One client, one write per object.
+
+    mode "insert": data.insert into the empty collection (not an upsert);
+    "replace": data.replace over stored objects (404s for a new one: not an upsert);
+    "upsert-rest": what seed 001's fix does, data.exists then insert or replace;
+    "upsert-grpc": data.insert_many of the one object (a gRPC batch: an upsert in one call).
+    """
     import weaviate
+    from weaviate.classes.data import DataObject
 
     start = time.perf_counter()
     client = weaviate.connect_to_custom(**client_kwargs(server))
     try:
         collection = client.collections.use("AgiraObject")
-        if replace:
-            for oid, props in docs:
-                collection.data.replace(uuid=oid, properties=props)
-        else:
-            for oid, props in docs:
+        for oid, props in docs:
+            if mode == "insert":
                 collection.data.insert(properties=props, uuid=oid)
+            elif mode == "replace":
+                collection.data.replace(uuid=oid, properties=props)
+            elif mode == "upsert-rest":
+                if collection.data.exists(oid):
+                    collection.data.replace(uuid=oid, properties=props)
+                else:
+                    collection.data.insert(properties=props, uuid=oid)
+            else:
+                result = collection.data.insert_many([DataObject(properties=props, uuid=oid)])
+                if result.has_errors:
+                    raise RuntimeError(result.errors)
     finally:
         client.close()
     return time.perf_counter() - start
@@ -761,31 +775,31 @@ def bench_loops(args: argparse.Namespace, server: Any, selected: dict[str, list[
     )
 
     out()
-    out("2c. Careful loop (one client, one REST write per object)")
+    out("2c. Careful loop (one client, one upsert per object)")
     out("-" * 50)
     docs = sample_documents(selected, args.careful_sample, seed=2)
-    fresh_collection(server)
-    insert_seconds = careful(server, docs, replace=False)
-    ok_insert = server.store.count("AgiraObject") == len(docs)
-    replace_seconds = careful(server, docs, replace=True)
-    ok_replace = server.store.count("AgiraObject") == len(docs)
-    insert_rate, replace_rate = len(docs) / insert_seconds, len(docs) / replace_seconds
-    results["careful"] = max(insert_rate, replace_rate)  # the faster: the conservative ratio
+    rates: dict[str, float] = {}
+    notes = {
+        "upsert-rest": "exists, then insert or replace (seed 001's fix), into the empty collection",
+        "upsert-grpc": "insert_many of one object (gRPC batch of one), into the empty collection",
+        "insert": "data.insert into the empty collection (not an upsert; information)",
+        "replace": "data.replace over the stored objects (not an upsert; information)",
+    }
     out(f"{len(docs):,} objects (random sample across types):")
-    out(
-        f"  data.insert into the empty collection:  {insert_seconds:.2f} s = "
-        f"{fmt_rate(insert_rate)} ({insert_seconds / len(docs) * 1e3:.2f} ms per object)"
-        f"{'' if ok_insert else '  !! not all stored'}"
-    )
-    out(
-        f"  data.replace over the same, now stored: {replace_seconds:.2f} s = "
-        f"{fmt_rate(replace_rate)} ({replace_seconds / len(docs) * 1e3:.2f} ms per object)"
-        f"{'' if ok_replace else '  !! count changed'}"
-    )
-    out(
-        "  (the faster of the two is used for the ratio; replace into an empty collection "
-        "answers 404, so an upsert of new objects would cost a second call)"
-    )
+    for mode in ("upsert-rest", "upsert-grpc", "insert", "replace"):
+        if mode != "replace":
+            fresh_collection(server)
+        seconds = careful(server, docs, mode=mode)
+        ok = server.store.count("AgiraObject") == len(docs)
+        rates[mode] = len(docs) / seconds
+        out(
+            f"  {notes[mode]}: {seconds:.2f} s = {fmt_rate(rates[mode])} "
+            f"({seconds / len(docs) * 1e3:.2f} ms per object){'' if ok else '  !! not all stored'}"
+        )
+    # The goal speaks of one upsert per object: the faster real upsert is the baseline.
+    results["careful"] = max(rates["upsert-rest"], rates["upsert-grpc"])
+    results["careful_plain"] = max(rates["insert"], rates["replace"])
+    out("  (the goal's ratio uses the faster of the two real upserts)")
     return results
 
 
@@ -815,14 +829,14 @@ def bench_rtt(args: argparse.Namespace, server: Any, selected: dict[str, list[st
         server.faults.set_latency(0)
         fresh_collection(server)
         server.faults.set_latency(rtt)
-        careful_seconds = careful(server, docs, replace=False)
+        careful_seconds = careful(server, docs, mode="upsert-grpc")
     finally:
         server.faults.set_latency(0)
     n = sum(len(v) for v in selected.values())
     drain_rate, careful_rate = n / seconds, len(docs) / careful_seconds
     out(f"drain(): {written:,} written in {seconds:.2f} s = {fmt_rate(drain_rate)}")
     out(
-        f"careful loop (insert, {len(docs):,} objects): {careful_seconds:.2f} s = "
+        f"careful loop (upsert, {len(docs):,} objects): {careful_seconds:.2f} s = "
         f"{fmt_rate(careful_rate)}"
     )
     out(
@@ -1100,13 +1114,23 @@ def summary(results: dict, args: argparse.Namespace, guard: LoopbackGuard, secon
         ratio = drain["rate"] / results["careful"]
         rows.append(
             [
-                f"drain vs careful loop ({fmt_rate(results['careful'])}, "
-                f"sample of {args.careful_sample})",
+                f"drain vs careful loop, one upsert per object "
+                f"({fmt_rate(results['careful'])}, sample of {args.careful_sample})",
                 f"{ratio:,.1f}x",
                 f">= {GOAL_VS_CAREFUL:.0f}x",
                 verdict(ratio >= GOAL_VS_CAREFUL),
             ]
         )
+        plain = results.get("careful_plain")
+        if plain:
+            rows.append(
+                [
+                    f"  (drain vs one plain insert per object, not an upsert: {fmt_rate(plain)})",
+                    f"{drain['rate'] / plain:,.1f}x",
+                    "info",
+                    "",
+                ]
+            )
     rtt = results.get("rtt")
     if rtt:
         rows.append(

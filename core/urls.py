@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from core.views import item_parts, items, planning, projects, search
+from core.views import item_parts, items, planning, projects, search, sync
 
 app_name = "core"
 
@@ -56,5 +56,20 @@ urlpatterns = [
     path("attachments/<int:pk>/delete/", item_parts.attachment_remove, name="attachment-delete"),
     path("items/<int:item_id>/github/", item_parts.github_link_create, name="github-link-create"),
     path("search/", search.search, name="search"),
+    path(
+        "weaviate/status/<str:object_type>/<str:object_id>/",
+        sync.weaviate_status,
+        name="weaviate-status",
+    ),
+    path(
+        "weaviate/object/<str:object_type>/<str:object_id>/",
+        sync.weaviate_object,
+        name="weaviate-object",
+    ),
+    path(
+        "weaviate/push/<str:object_type>/<str:object_id>/",
+        sync.weaviate_push,
+        name="weaviate-push",
+    ),
     path("github-links/<int:pk>/delete/", item_parts.github_link_delete, name="github-link-delete"),
 ]

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from core import selectors
 from core.forms import AttachmentForm, CommentForm, GitHubLinkForm, ItemFilterForm, ItemForm
 from core.models import Item, ItemStatus, Project
+from core.services.index.status import badge_states
 
 from .common import confirm_delete, render_form_page
 
@@ -30,6 +31,11 @@ def item_list(request: HttpRequest, inbox: bool = False) -> HttpResponse:
         }
     items = selectors.item_list(**criteria)
     page = Paginator(items, settings.AGIRA_ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    # Sync badges for the whole page from the sync records: no index calls,
+    # and the same few queries whatever the number of rows.
+    colours = badge_states("item", [item.pk for item in page])
+    for item in page:
+        item.sync_colour = colours[str(item.pk)]
     # Pagination links keep the filters.
     query = data.copy()
     query.pop("page", None)

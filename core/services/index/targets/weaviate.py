@@ -173,12 +173,16 @@ class WeaviateTarget:
                 "(its liveness check over HTTP and gRPC failed)."
             )
 
-    def _call(self, action: str, fn, *, probe: bool = False):
+    def _call(self, action: str, fn):
         """Run a client call; a failure of the server as a whole closes the
-        client (the next call reconnects) and raises TargetUnavailable."""
+        client (the next call reconnects) and raises TargetUnavailable.
+
+        Every call is preceded by the liveness probe: the client retries an
+        unavailable gRPC call with sleeps of its own (a minute for a read), and
+        a page or a save must never wait that long on a dead server.
+        """
         collection = self.collection()
-        if probe:
-            self._probe()
+        self._probe()
         try:
             return fn(collection)
         except TargetUnavailable:
@@ -263,7 +267,7 @@ class WeaviateTarget:
                 return dict.fromkeys(range(len(objects)), message)
             return {index: error.message for index, error in result.errors.items()}
 
-        return self._call("write to", write, probe=True)
+        return self._call("write to", write)
 
     def delete_many(self, uuids: list[uuid.UUID]) -> dict[int, str]:
         if not uuids:
@@ -280,7 +284,7 @@ class WeaviateTarget:
             }
             return {i: failed[str(u)] for i, u in enumerate(uuids) if str(u) in failed}
 
-        return self._call("delete from", delete, probe=True)
+        return self._call("delete from", delete)
 
     def fetch(self, object_uuid: uuid.UUID) -> dict | None:
         obj = self._call(
@@ -305,6 +309,7 @@ class WeaviateTarget:
 
     def iter_documents(self) -> Iterator[tuple[uuid.UUID, dict]]:
         collection = self.collection()
+        self._probe()
         try:
             for obj in collection.iterator(return_properties=list(FIELDS), cache_size=FETCH_PAGE):
                 yield uuid.UUID(str(obj.uuid)), _plain(obj.properties)

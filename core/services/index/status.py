@@ -1,0 +1,164 @@
+"""What the sync-status buttons show: one verdict per object and target.
+
+green  in the index and up to date
+amber  a change is pending or being retried
+red    not in the index, or failed (the reason says which)
+grey   sync disabled, not configured, or the index unreachable (the reason says which)
+
+The per-object view asks the index whether it really holds the object (so a
+deletion behind Agira's back shows red); list badges use the sync records
+only, in one query for the whole page.
+"""
+
+from dataclasses import dataclass, field
+
+from django.db.models import Model
+
+from core.models import SyncOutbox, SyncRecord, SyncState
+
+from .config import weaviate_settings
+from .documents import OBJECT_TYPES, get_weaviate_type, object_uuid
+from .engine import active_targets
+from .targets.base import Target, TargetUnavailable
+
+GREEN, AMBER, RED, GREY = "green", "amber", "red", "grey"
+BOOTSTRAP = {GREEN: "success", AMBER: "warning", RED: "danger", GREY: "secondary"}
+
+
+@dataclass
+class TargetState:
+    target: str  # "weaviate", "qdrant", or "" when no target is active
+    label: str
+    colour: str
+    summary: str
+    reason: str = ""
+    record: SyncRecord | None = None
+    document: dict | None = None
+
+    @property
+    def css(self) -> str:
+        return BOOTSTRAP[self.colour]
+
+
+@dataclass
+class ObjectStatus:
+    object_type: str
+    object_id: str
+    targets: list[TargetState] = field(default_factory=list)
+
+    @property
+    def primary(self) -> TargetState:
+        return self.targets[0]
+
+
+def resolve(object_type: str, object_id: str) -> Model | None:
+    """The object behind a (type, id) from a URL, or None."""
+    spec = OBJECT_TYPES.get(object_type)
+    if spec is None:
+        return None
+    return spec.load([object_id]).get(str(object_id))
+
+
+def _disabled_state() -> TargetState:
+    config = weaviate_settings()
+    reason = (
+        "Sync is off: no index is enabled. Enable Weaviate in the admin "
+        "(Weaviate configuration) or the embedded index (AGIRA_QDRANT_ENABLED)."
+    )
+    if not config.enabled and config.url and config.api_key:
+        reason = "Weaviate is configured but disabled in the admin."
+    return TargetState("", "Index", GREY, "Sync disabled", reason)
+
+
+def object_status(instance: Model, *, with_document: bool = False) -> ObjectStatus:
+    """The verdict for one object in every active target (asks each index)."""
+    object_type = get_weaviate_type(instance)
+    object_id = str(instance.pk)
+    status = ObjectStatus(object_type, object_id)
+    targets = active_targets()
+    if not targets:
+        status.targets.append(_disabled_state())
+        return status
+    records = {
+        r.target: r for r in SyncRecord.objects.filter(object_type=object_type, object_id=object_id)
+    }
+    in_outbox = SyncOutbox.objects.filter(object_type=object_type, object_id=object_id).exists()
+    for target in targets:
+        status.targets.append(
+            _target_state(
+                target, object_type, object_id, records.get(target.name), in_outbox, with_document
+            )
+        )
+    return status
+
+
+def _target_state(
+    target: Target,
+    object_type: str,
+    object_id: str,
+    record: SyncRecord | None,
+    in_outbox: bool,
+    with_document: bool,
+) -> TargetState:
+    label = target.label
+    try:
+        with target.session():
+            document = target.fetch(object_uuid(object_type, object_id))
+    except TargetUnavailable as exc:
+        summary = {
+            "auth": "API key rejected",
+            "misconfigured": "Not configured",
+            "disabled": "Sync disabled",
+        }.get(exc.reason, "Unreachable")
+        return TargetState(target.name, label, GREY, summary, str(exc), record)
+
+    state = TargetState(target.name, label, GREEN, "In sync", record=record)
+    if with_document:
+        state.document = document
+    if in_outbox or (record and record.state == SyncState.PENDING):
+        state.colour, state.summary = AMBER, "Change pending"
+        if record and record.attempts:
+            state.summary = f"Retrying (attempt {record.attempts + 1})"
+            state.reason = record.last_error
+        return state
+    if record and record.state == SyncState.FAILED:
+        state.colour, state.summary, state.reason = RED, "Sync failed", record.last_error
+        return state
+    if document is None:
+        state.colour, state.summary = RED, "Not in the index"
+        state.reason = (
+            "The index does not hold this object."
+            + (" It was removed behind Agira's back." if record and record.last_synced_at else "")
+            + " Push it to write it now."
+        )
+        return state
+    if record is None or record.state != SyncState.SYNCED:
+        # In the index (a reconcile or another process put it there) but
+        # Agira has no record of writing it: in the index, possibly stale.
+        state.summary = "In the index"
+    return state
+
+
+def badge_states(object_type: str, object_ids: list) -> dict[str, str]:
+    """Colour per object id for a list page, from the sync records alone:
+    two queries whatever the number of rows (no index calls)."""
+    ids = [str(i) for i in object_ids]
+    targets = active_targets()
+    if not targets:
+        return dict.fromkeys(ids, GREY)
+    primary = targets[0].name
+    colours = dict.fromkeys(ids, RED)  # no record: never written
+    for object_id, state in SyncRecord.objects.filter(
+        target=primary, object_type=object_type, object_id__in=ids
+    ).values_list("object_id", "state"):
+        colours[object_id] = {
+            SyncState.SYNCED: GREEN,
+            SyncState.PENDING: AMBER,
+            SyncState.FAILED: RED,
+            SyncState.DELETED: RED,
+        }[state]
+    for object_id in SyncOutbox.objects.filter(
+        object_type=object_type, object_id__in=ids
+    ).values_list("object_id", flat=True):
+        colours[object_id] = AMBER
+    return colours
