@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from core.views import item_parts, items, planning, projects, search, sync
+from core.views import dashboard, item_parts, items, planning, projects, search, sync
 
 app_name = "core"
 
@@ -56,6 +56,8 @@ urlpatterns = [
     path("attachments/<int:pk>/delete/", item_parts.attachment_remove, name="attachment-delete"),
     path("items/<int:item_id>/github/", item_parts.github_link_create, name="github-link-create"),
     path("search/", search.search, name="search"),
+    path("sync/", dashboard.sync_dashboard, name="sync-dashboard"),
+    path("sync/retry/", dashboard.sync_retry, name="sync-retry"),
     path(
         "weaviate/status/<str:object_type>/<str:object_id>/",
         sync.weaviate_status,

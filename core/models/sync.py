@@ -144,3 +144,21 @@ class SyncTargetStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.target}: {'reachable' if self.reachable else 'unreachable'}"
+
+
+class SyncSample(models.Model):
+    """The pending and failed counts of a target at a moment, for the
+    dashboard's chart. Taken by drains and dashboard views, at most one per
+    target every 30 seconds; samples older than a day are pruned."""
+
+    at = models.DateTimeField(db_index=True)
+    target = models.CharField(max_length=20)
+    pending = models.PositiveIntegerField()
+    failed = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["at"]
+        indexes = [models.Index(fields=["target", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.target} at {self.at:%H:%M:%S}: {self.pending} pending"

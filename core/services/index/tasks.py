@@ -16,9 +16,11 @@ _retry_scheduled_until = None
 def drain_outbox() -> dict:
     from core.models import SyncOutbox
 
+    from .dashboard import take_sample
     from .engine import _enqueue_drain, drain
 
     report = drain(automatic=True)
+    take_sample()  # the dashboard's pending chart (throttled)
     if report.retry_after:
         _retry_later(report.retry_after)
     elif SyncOutbox.objects.exists():
