@@ -70,9 +70,10 @@ def _chart(target: str, now) -> dict:
     for at, pending in samples:
         x = width * (1 - (now - at) / CHART_WINDOW)
         y = height - 6 - (height - 12) * pending / peak
-        points.append(f"{x:.1f},{y:.1f}")
+        points.append((round(x, 1), round(y, 1)))
     return {
-        "points": " ".join(points),
+        "points": " ".join(f"{x},{y}" for x, y in points),
+        "dots": points,
         "peak": peak,
         "last": samples[-1][1] if samples else None,
         "count": len(samples),
