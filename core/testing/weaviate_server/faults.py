@@ -134,8 +134,11 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._state = _State()
-        # Set (and replaced) to wake every request sleeping on injected latency.
+        # Set (and replaced) to wake every request sleeping on injected latency. While
+        # the server is stopping or down it stays set ("halted"), so a request that only
+        # reaches delay() then does not start a sleep that nothing would wake any more.
         self._wake = threading.Event()
+        self._halted = False
         self._down_hook: Callable[[], None] | None = None
         self._up_hook: Callable[[], None] | None = None
         self._is_down: Callable[[], bool] = lambda: False
@@ -206,9 +209,28 @@ class Faults:
         return True
 
     def interrupt_delays(self) -> None:
+        """Wake every request sleeping on injected latency; later requests sleep again."""
         with self._lock:
             self._wake.set()
-            self._wake = threading.Event()
+            if not self._halted:
+                self._wake = threading.Event()
+
+    def _halt_delays(self) -> None:
+        """Wake every sleeping request and cut every later delay short at once, until
+        :meth:`_resume_delays` (called by the server on stop/down and start/up).
+
+        Waking only the requests already asleep is not enough on shutdown: a request read
+        a moment later would start a fresh sleep that the shutdown then has to wait out.
+        """
+        with self._lock:
+            self._halted = True
+            self._wake.set()
+
+    def _resume_delays(self) -> None:
+        with self._lock:
+            if self._halted:
+                self._halted = False
+                self._wake = threading.Event()
 
     # -- failing requests ----------------------------------------------------------------
     def fail_next(

@@ -444,7 +444,14 @@ class _BadRequest(Exception):
 
 
 class HttpServer:
-    """Accept loop plus one thread per connection; all threads are joined on stop."""
+    """Accept loop plus one thread per connection; all threads are joined on stop.
+
+    Open sockets and connection threads are tracked apart. A connection thread removes
+    its socket when it closes it, but never its own thread: a thread that has
+    unregistered itself is still running until it returns (and Python has cleaned up after
+    it), so :meth:`stop` could miss it and return with it alive. Threads are only
+    dropped by :meth:`stop` after joining them, or by the accept loop once they are dead.
+    """
 
     def __init__(
         self, app: RestApp, host: str, port: int, counters: Counters, thread_prefix: str
@@ -460,7 +467,8 @@ class HttpServer:
         self._accept_thread: threading.Thread | None = None
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
-        self._connections: dict[socket.socket, threading.Thread] = {}
+        self._connections: set[socket.socket] = set()  # open sockets, to shut on stop
+        self._threads: set[threading.Thread] = set()  # every connection thread not joined
 
     @property
     def listening(self) -> bool:
@@ -491,7 +499,12 @@ class HttpServer:
             self._accept_thread.start()
 
     def stop(self) -> None:
-        """Close the listener and every open connection, and join all threads."""
+        """Close the listener and every open connection, and join all threads.
+
+        Requests sleeping on injected latency must have been woken (and later delays cut
+        short) before this, see ``Faults._halt_delays``: the joins here wait without a
+        time limit, so that no thread of the server is left running when this returns.
+        """
         with self._lock:
             listener, thread = self._listener, self._accept_thread
             wake_r, wake_w = self._wake_r, self._wake_w
@@ -504,14 +517,19 @@ class HttpServer:
         listener.close()
         wake_r.close()
         wake_w.close()
+        # The accept loop has ended: no connection or connection thread is added now.
         with self._lock:
-            connections = list(self._connections.items())
-        for sock, _ in connections:
-            # shutdown() wakes the thread blocked in recv(); it then closes the socket.
+            connections = list(self._connections)
+            threads = list(self._threads)
+        for sock in connections:
+            # shutdown() wakes the thread blocked in recv() or send(); it then closes the
+            # socket. A socket its thread already closed raises OSError (fd is -1).
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        for _, conn_thread in connections:
-            conn_thread.join(timeout=5)
+        for conn_thread in threads:
+            conn_thread.join()
+        with self._lock:
+            self._threads.difference_update(threads)
 
     def _accept_loop(self, listener: socket.socket, wake: socket.socket) -> None:
         with selectors.DefaultSelector() as sel:
@@ -534,8 +552,18 @@ class HttpServer:
                     daemon=True,
                 )
                 with self._lock:
-                    self._connections[conn] = thread
-                thread.start()
+                    # Forget the threads that are over (is_alive() is false only once the
+                    # thread has fully exited), so a long session does not pile them up.
+                    self._threads = {t for t in self._threads if t.is_alive()}
+                    self._connections.add(conn)
+                    self._threads.add(thread)
+                try:
+                    thread.start()
+                except RuntimeError:  # cannot start a new thread
+                    with self._lock:
+                        self._connections.discard(conn)
+                        self._threads.discard(thread)
+                    conn.close()
 
     def _serve_connection(self, conn: socket.socket) -> None:
         rfile = conn.makefile("rb", buffering=65536)
@@ -562,7 +590,7 @@ class HttpServer:
             return
         finally:
             with self._lock:
-                self._connections.pop(conn, None)
+                self._connections.discard(conn)  # the thread stays in _threads: see class
             rfile.close()
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)

@@ -139,6 +139,7 @@ class WeaviateTestServer:
         )
         self._grpc_server: grpc.Server | None = None
         self._grpc_executor: ThreadPoolExecutor | None = None
+        self._grpc_serve_thread: threading.Thread | None = None
         self.faults._bind(self.down, self.up, lambda: self._down)
 
     # -- addresses -------------------------------------------------------------------------
@@ -168,10 +169,12 @@ class WeaviateTestServer:
         with self._lock:
             if self._started:
                 return self
+            self.faults._resume_delays()
             self._http.start()
             try:
                 self._start_grpc(self._requested_grpc_port)
             except BaseException:
+                self.faults._halt_delays()
                 self._http.stop()
                 raise
             self._started = True
@@ -183,7 +186,9 @@ class WeaviateTestServer:
         with self._lock:
             if not self._started:
                 return
-            self.faults.interrupt_delays()  # wake handlers sleeping on injected latency
+            # Wake handlers sleeping on injected latency, and keep any request still being
+            # read from starting a new sleep, so the joins below end promptly.
+            self.faults._halt_delays()
             self._http.stop()
             self._stop_grpc()
             self._started = False
@@ -205,7 +210,7 @@ class WeaviateTestServer:
         with self._lock:
             if not self._started or self._down:
                 return
-            self.faults.interrupt_delays()
+            self.faults._halt_delays()
             self._http.stop()
             self._stop_grpc()
             self._down = True
@@ -215,6 +220,7 @@ class WeaviateTestServer:
         with self._lock:
             if not self._started or not self._down:
                 return
+            self.faults._resume_delays()
             self._http.start()
             self._start_grpc(self.grpc_port)
             self._down = False
@@ -255,11 +261,36 @@ class WeaviateTestServer:
         server.start()
         self.grpc_port = bound
         self._grpc_server, self._grpc_executor = server, executor
+        self._grpc_serve_thread = _grpc_serve_thread(server)
+        if self._grpc_serve_thread is not None:
+            self._grpc_serve_thread.name = f"{self.thread_prefix}grpc-serve"
 
     def _stop_grpc(self) -> None:
         server, executor = self._grpc_server, self._grpc_executor
-        self._grpc_server = self._grpc_executor = None
+        serve_thread = self._grpc_serve_thread
+        self._grpc_server = self._grpc_executor = self._grpc_serve_thread = None
         if server is not None:
+            # The event is set by grpc's serving thread just before that thread returns:
+            # join it too, or it may still be alive when stop() returns.
             server.stop(grace=None).wait()
+        if serve_thread is not None:
+            serve_thread.join()
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _grpc_serve_thread(server: grpc.Server) -> threading.Thread | None:
+    """The thread grpc's ``server.start()`` started to poll its completion queue.
+
+    grpc neither names it nor hands it out. It is the running thread whose target got
+    this server's state object as its argument (grpc's ``_server._start``). None if a
+    grpc release does it differently: stop() then just does not join it.
+    """
+    state = getattr(server, "_state", None)
+    if state is None:
+        return None
+    for thread in threading.enumerate():
+        args = getattr(thread, "_args", None)
+        if isinstance(args, tuple) and len(args) == 1 and args[0] is state:
+            return thread
+    return None
