@@ -35,7 +35,14 @@ from django.db import connection, transaction
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
-from core.models import SyncOperation, SyncOutbox, SyncRecord, SyncState, SyncTargetStatus
+from core.models import (
+    ExternalIssueMapping,
+    SyncOperation,
+    SyncOutbox,
+    SyncRecord,
+    SyncState,
+    SyncTargetStatus,
+)
 
 from . import config
 from .documents import OBJECT_TYPES, content_hash, get_weaviate_type, normalise, object_uuid
@@ -105,14 +112,13 @@ def mark_for_sync(
     """
     model = queryset.model
     if object_type is None:
-        sample = model()
-        if hasattr(sample, "kind"):
-            # ExternalIssueMapping: one queryset can hold both issues and PRs.
+        if issubclass(model, ExternalIssueMapping):
+            # One queryset can hold both issues and PRs: two index types.
             return sum(
                 mark_for_sync(queryset.filter(kind=kind), operation=operation, object_type=name)
                 for kind, name in (("issue", "github_issue"), ("pr", "github_pr"))
             )
-        object_type = get_weaviate_type(sample)
+        object_type = get_weaviate_type(model())
     if object_type is None or not config.sync_enabled() or not config.type_enabled(object_type):
         return 0
     total = 0
