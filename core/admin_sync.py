@@ -7,7 +7,13 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
 
-from core.models import SyncOutbox, SyncRecord, SyncTargetStatus, WeaviateConfiguration
+from core.models import (
+    ReconcileRun,
+    SyncOutbox,
+    SyncRecord,
+    SyncTargetStatus,
+    WeaviateConfiguration,
+)
 from core.services.index.config import ENV_OVERRIDES
 from core.services.index.service import check_weaviate_connection
 
@@ -176,4 +182,39 @@ class SyncTargetStatusAdmin(admin.ModelAdmin):
     search_fields = ["target", "last_error"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(ReconcileRun)
+class ReconcileRunAdmin(admin.ModelAdmin):
+    """Runs of `manage.py sync_weaviate`: read-only, the command writes them."""
+
+    list_display = [
+        "id",
+        "target",
+        "status",
+        "step",
+        "summary",
+        "started_at",
+        "finished_at",
+        "host",
+        "pid",
+        "short_error",
+    ]
+    list_filter = ["target", "status"]
+    search_fields = ["host", "error", "step"]
+    readonly_fields = [f.name for f in ReconcileRun._meta.fields]
+
+    @admin.display(description="Created / updated / unchanged / deleted / failed")
+    def summary(self, obj: ReconcileRun) -> str:
+        return " / ".join(str(n) for n in obj.totals().values())
+
+    @admin.display(description="Error")
+    def short_error(self, obj: ReconcileRun) -> str:
+        return obj.error[:120]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False

@@ -15,6 +15,8 @@ from .items import Attachment, Item, ItemComment, ItemStatus, ItemType
 from .organisations import Organisation, Project, ProjectStatus
 from .planning import Change, ChangeRisk, ChangeStatus, Node, NodeType, Release, ReleaseStatus
 from .sync import (
+    ReconcileRun,
+    ReconcileStatus,
     SyncOperation,
     SyncOutbox,
     SyncRecord,
@@ -43,6 +45,8 @@ __all__ = [
     "Organisation",
     "Project",
     "ProjectStatus",
+    "ReconcileRun",
+    "ReconcileStatus",
     "Release",
     "ReleaseStatus",
     "SyncOperation",

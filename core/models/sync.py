@@ -162,3 +162,53 @@ class SyncSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.target} at {self.at:%H:%M:%S}: {self.pending} pending"
+
+
+class ReconcileStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+class ReconcileRun(models.Model):
+    """One run of `manage.py sync_weaviate` against one target.
+
+    `lock` holds the target's name while the run is in progress and is
+    cleared when it ends: the unique constraint makes claiming a target an
+    atomic insert on every database, so only one run per target can hold it.
+    A holder that died (its pid is gone, or its heartbeat is old) is found
+    stale by the next run, marked failed and its lock taken over.
+    """
+
+    target = models.CharField(max_length=20)
+    lock = models.CharField(max_length=20, null=True, blank=True, unique=True)
+    status = models.CharField(
+        max_length=12, choices=ReconcileStatus.choices, default=ReconcileStatus.IN_PROGRESS
+    )
+    step = models.CharField(max_length=100, blank=True)
+    # {type: {"created": n, "updated": n, "unchanged": n, "deleted": n, "failed": n}}
+    counts = models.JSONField(default=dict, blank=True)
+    # {type: last primary key compared}: how far the run got.
+    progress = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField()
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["target", "started_at"])]
+        verbose_name = "reconcile run"
+
+    def __str__(self) -> str:
+        return f"Reconcile #{self.pk} of {self.target}: {self.status}"
+
+    def totals(self) -> dict[str, int]:
+        out = dict.fromkeys(("created", "updated", "unchanged", "deleted", "failed"), 0)
+        for row in (self.counts or {}).values():
+            for action, n in row.items():
+                out[action] = out.get(action, 0) + n
+        return out

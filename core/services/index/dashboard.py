@@ -6,7 +6,14 @@ from datetime import timedelta
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from core.models import SyncOutbox, SyncRecord, SyncSample, SyncState, SyncTargetStatus
+from core.models import (
+    ReconcileRun,
+    SyncOutbox,
+    SyncRecord,
+    SyncSample,
+    SyncState,
+    SyncTargetStatus,
+)
 
 from .config import weaviate_settings
 from .documents import TYPE_NAMES
@@ -30,6 +37,7 @@ class TargetPanel:
     lag_seconds: float | None
     failed: list[SyncRecord] = field(default_factory=list)
     chart: dict = field(default_factory=dict)
+    runs: list[ReconcileRun] = field(default_factory=list)  # newest reconcile runs
 
 
 def take_sample(*, force: bool = False) -> None:
@@ -135,9 +143,18 @@ def dashboard() -> list[TargetPanel]:
                     )[:50]
                 ),
                 chart=_chart(name, now),
+                runs=recent_runs(name),
             )
         )
     return panels
+
+
+RUNS_SHOWN = 5
+
+
+def recent_runs(target: str, limit: int = RUNS_SHOWN) -> list[ReconcileRun]:
+    """The newest reconcile runs (`manage.py sync_weaviate`) of a target."""
+    return list(ReconcileRun.objects.filter(target=target).order_by("-started_at", "-id")[:limit])
 
 
 def retry_failed(

@@ -570,6 +570,51 @@ def _update_records(records: list[SyncRecord]) -> None:
         )
 
 
+def record_outcomes(
+    target_name: str,
+    *,
+    written: list[tuple[str, str, str]],
+    failed: list[tuple[str, str, str]],
+) -> None:
+    """Record direct writes: (type, id, content hash) written, (type, id, error)
+    refused. Used by pushes and by the reconcile command."""
+    now = timezone.now()
+    base = {
+        "target": target_name,
+        "operation": SyncOperation.UPSERT,
+        "claim_token": "",
+        "claimed_until": None,
+        "changed_at": now,
+    }
+    common = ["operation", "state", "claim_token", "claimed_until", "changed_at"]
+    _save_records(
+        [
+            SyncRecord(
+                **base,
+                object_type=t,
+                object_id=i,
+                state=SyncState.SYNCED,
+                content_hash=h,
+                last_synced_at=now,
+                attempts=0,
+                last_error="",
+                next_attempt_at=None,
+            )
+            for t, i, h in written
+        ],
+        [*common, "content_hash", "last_synced_at", "attempts", "last_error", "next_attempt_at"],
+    )
+    _save_records(
+        [
+            SyncRecord(
+                **base, object_type=t, object_id=i, state=SyncState.FAILED, last_error=e[:4000]
+            )
+            for t, i, e in failed
+        ],
+        [*common, "last_error"],
+    )
+
+
 def _save_records(records: list[SyncRecord], fields: list[str]) -> None:
     """Write many records in one statement per 500 (INSERT ... ON CONFLICT
     DO UPDATE): far cheaper than `bulk_update`'s CASE per field and row."""
@@ -604,42 +649,17 @@ def write_now(instances: Iterable[Model], *, targets: list[Target] | None = None
             results[target.name] = report
             continue
         _set_status(target)
-        now = timezone.now()
-        written, failed = [], []
-        for index, (instance, object_type, _oid, doc) in enumerate(docs):
-            record = SyncRecord(
-                target=target.name,
-                object_type=object_type,
-                object_id=str(instance.pk),
-                operation=SyncOperation.UPSERT,
-                claim_token="",
-                claimed_until=None,
-                changed_at=now,
-            )
-            if index in errors:
-                record.state, record.last_error = SyncState.FAILED, errors[index][:4000]
-                failed.append(record)
-            else:
-                record.state, record.content_hash = (
-                    SyncState.SYNCED,
-                    content_hash(doc, normalised=True),
-                )
-                record.last_synced_at, record.attempts = now, 0
-                record.last_error, record.next_attempt_at = "", None
-                written.append(record)
-        common = ["operation", "state", "claim_token", "claimed_until", "changed_at"]
-        _save_records(
-            written,
-            [
-                *common,
-                "content_hash",
-                "last_synced_at",
-                "attempts",
-                "last_error",
-                "next_attempt_at",
-            ],
-        )
-        _save_records(failed, [*common, "last_error"])
+        written = [
+            (object_type, str(instance.pk), content_hash(doc, normalised=True))
+            for index, (instance, object_type, _oid, doc) in enumerate(docs)
+            if index not in errors
+        ]
+        failed = [
+            (object_type, str(instance.pk), errors[index])
+            for index, (instance, object_type, _oid, _doc) in enumerate(docs)
+            if index in errors
+        ]
+        record_outcomes(target.name, written=written, failed=failed)
         report.written, report.failed = len(written), len(failed)
         results[target.name] = report
     return results

@@ -1,0 +1,316 @@
+"""`manage.py sync_weaviate`, in this process, against both targets.
+
+The tests with real concurrent and killed processes are in
+test_sync_weaviate_processes.py.
+"""
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from core.models import Item, ReconcileRun, ReconcileStatus, SyncRecord, SyncState
+from core.services.index import sync_disabled
+from core.services.index.documents import object_uuid
+from core.services.index.engine import active_targets
+from core.services.index.reconcile import HOST, reconcile
+from core.testing.weaviate_server.faults import (
+    BATCH_DELETE,
+    BATCH_OBJECTS,
+    OBJECTS_CREATED,
+    OBJECTS_DELETED,
+    OBJECTS_UPDATED,
+)
+from core.tests import factories
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("sync_weaviate", *args, stdout=out, stderr=err)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def make_data() -> dict:
+    """Objects in the database and not in the index (sync recorded nothing)."""
+    with sync_disabled():
+        project = factories.make_project(name="Webshop")
+        items = [factories.make_item(project=project, title=f"Item {n}") for n in range(5)]
+        comment = factories.make_comment(item=items[0], body="A comment")
+        node = factories.make_node(project=project, name="API")
+    return {"project": project, "items": items, "comment": comment, "node": node}
+
+
+def db_total() -> int:
+    from core.services.index.documents import OBJECT_TYPES
+
+    return sum(spec.queryset().count() for spec in OBJECT_TYPES.values())
+
+
+def totals(target: str) -> dict[str, int]:
+    return ReconcileRun.objects.filter(target=target).order_by("-id").first().totals()
+
+
+def test_cold_start_creates_everything_and_a_warm_start_writes_nothing(sync):
+    data = make_data()
+    total = db_total()
+    assert sync.count() == 0
+
+    code, out, _err = run()
+    assert code == 0, out
+    assert sync.count() == total
+    assert totals(sync.name)["created"] == total
+    assert sync.get("item", data["items"][0].pk)["title"] == "Item 0"
+    record = sync.record("item", data["items"][0].pk)
+    assert record.state == SyncState.SYNCED
+    assert record.content_hash
+    assert "in sync" in out
+    assert "created" in out
+
+    sync.reset_counts()
+    records_before = list(SyncRecord.objects.values_list("id", "changed_at"))
+    code, out, _err = run()
+    assert code == 0
+    assert sync.writes() == 0
+    assert totals(sync.name) == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": total,
+        "deleted": 0,
+        "failed": 0,
+    }
+    assert list(SyncRecord.objects.values_list("id", "changed_at")) == records_before
+    run_row = ReconcileRun.objects.filter(target=sync.name).order_by("-id").first()
+    assert run_row.status == ReconcileStatus.COMPLETED
+    assert run_row.lock is None
+    assert run_row.finished_at
+    assert run_row.pid == os.getpid()
+
+
+def test_warm_start_makes_no_write_calls_at_all_on_weaviate(weaviate_sync):
+    make_data()
+    assert run()[0] == 0
+    weaviate_sync.counters.reset()
+    assert run()[0] == 0
+    for key in (BATCH_OBJECTS, BATCH_DELETE, OBJECTS_CREATED, OBJECTS_UPDATED, OBJECTS_DELETED):
+        assert weaviate_sync.counters[key] == 0, key
+
+
+def test_orphans_are_deleted_and_no_delete_is_respected(sync):
+    data = make_data()
+    assert run()[0] == 0
+    gone = data["items"][1]
+    gone_pk = gone.pk
+    with sync_disabled():
+        gone.delete()
+    assert sync.get("item", gone_pk) is not None
+
+    code, out, _err = run("--no-delete")
+    assert code == 0
+    assert sync.get("item", gone_pk) is not None
+    assert "1 orphans left in place" in out
+
+    code, out, _err = run()
+    assert code == 0
+    assert sync.get("item", gone_pk) is None
+    assert totals(sync.name)["deleted"] == 1
+    assert sync.count() == db_total()
+
+
+def test_an_object_changed_behind_agiras_back_is_repaired(sync):
+    data = make_data()
+    assert run()[0] == 0
+    item = data["items"][2]
+    target = next(t for t in active_targets() if t.name == sync.name)
+    doc = dict(sync.get("item", item.pk))
+    doc["title"] = "Vandalised"
+    with target.session():
+        target.upsert_many([(object_uuid("item", item.pk), doc)])
+    assert sync.get("item", item.pk)["title"] == "Vandalised"
+
+    sync.reset_counts()
+    code, _out, _err = run()
+    assert code == 0
+    assert sync.get("item", item.pk)["title"] == "Item 2"
+    assert totals(sync.name)["updated"] == 1
+    assert sync.objects_written() == 1
+
+
+def test_dry_run_writes_nothing(sync):
+    make_data()
+    total = db_total()
+    code, out, _err = run("--dry-run")
+    assert code == 0
+    assert "DRY RUN" in out
+    assert sync.count() == 0
+    assert sync.writes() == 0
+    assert totals(sync.name)["created"] == total
+    assert not SyncRecord.objects.exists()
+
+
+def test_dry_run_writes_nothing_on_weaviate_counters(weaviate_sync):
+    data = make_data()
+    assert run()[0] == 0
+    with sync_disabled():
+        data["items"][3].delete()
+        Item.objects.filter(pk=data["items"][1].pk).update(title="Changed")
+    weaviate_sync.counters.reset()
+    code, _out, _err = run("--dry-run")
+    assert code == 0
+    assert totals("weaviate")["updated"] == 1
+    assert totals("weaviate")["deleted"] == 1
+    for key in (BATCH_OBJECTS, BATCH_DELETE, OBJECTS_CREATED, OBJECTS_UPDATED, OBJECTS_DELETED):
+        assert weaviate_sync.counters[key] == 0, key
+
+
+def test_full_rewrites_everything(sync):
+    make_data()
+    total = db_total()
+    assert run()[0] == 0
+    code, _out, _err = run("--full", "--force")
+    assert code == 0
+    assert totals(sync.name)["updated"] == total
+    assert sync.count() == total
+
+
+def test_project_and_type_filters(sync):
+    data = make_data()
+    with sync_disabled():
+        other = factories.make_item(title="Elsewhere")
+    assert run("--type", "item", "--project-id", str(data["project"].pk))[0] == 0
+    assert sync.get("item", data["items"][0].pk) is not None
+    assert sync.get("item", other.pk) is None
+    assert sync.get("node", data["node"].pk) is None
+    assert run()[0] == 0
+    # An orphan of another project is left to a run over that project.
+    other_pk = other.pk
+    with sync_disabled():
+        other.delete()
+    assert run("--project-id", str(data["project"].pk))[0] == 0
+    assert sync.get("item", other_pk) is not None
+    assert run()[0] == 0
+    assert sync.get("item", other_pk) is None
+
+
+def test_the_outbox_is_drained(sync):
+    item = factories.make_item(title="Queued")  # recorded in the outbox
+    assert run()[0] == 0
+    assert sync.get("item", item.pk)["title"] == "Queued"
+    assert sync.record("item", item.pk).state == SyncState.SYNCED
+
+
+def test_index_down_exits_3_with_a_clear_message(sync):
+    make_data()
+    sync.down()
+    try:
+        code, _out, err = run()
+    finally:
+        sync.up()
+    assert code == 3
+    assert "is unreachable or misconfigured (exit 3)" in err
+    expected = "Could not connect to Weaviate" if sync.name == "weaviate" else sync.down_message
+    assert expected in err
+    last = ReconcileRun.objects.filter(target=sync.name).order_by("-id").first()
+    assert last.status == ReconcileStatus.FAILED
+    assert expected in last.error
+    assert last.lock is None
+
+
+def test_an_inactive_target_exits_3(weaviate_sync):
+    code, _out, err = run("--target", "qdrant")
+    assert code == 3
+    assert "not active" in err
+
+
+def _holder(**fields) -> ReconcileRun:
+    now = timezone.now()
+    values = {
+        "target": "weaviate",
+        "lock": "weaviate",
+        "started_at": now,
+        "heartbeat_at": now,
+        "host": HOST,
+        "pid": os.getppid(),
+    }
+    values.update(fields)
+    return ReconcileRun.objects.create(**values)
+
+
+def test_a_live_holder_makes_a_second_run_exit_2_naming_it(weaviate_sync):
+    holder = _holder()
+    code, _out, err = run()
+    assert code == 2
+    assert f"run #{holder.pk}" in err
+    assert f"pid {holder.pid}" in err
+    holder.refresh_from_db()
+    assert holder.status == ReconcileStatus.IN_PROGRESS
+
+
+def test_a_dead_holder_is_taken_over_and_marked_failed(weaviate_sync):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    holder = _holder(pid=dead.pid)
+    make_data()
+    code, out, _err = run()
+    assert code == 0
+    holder.refresh_from_db()
+    assert holder.status == ReconcileStatus.FAILED
+    assert holder.lock is None
+    assert f"holder pid {dead.pid}" in holder.error
+    assert "died" in holder.error
+    assert f"run #{holder.pk} was stale" in out
+
+
+def test_a_holder_without_heartbeat_is_taken_over(weaviate_sync, settings):
+    settings.AGIRA_RECONCILE_STALE_SECONDS = 60
+    holder = _holder(
+        host="another-machine", heartbeat_at=timezone.now() - timezone.timedelta(hours=1)
+    )
+    assert run()[0] == 0
+    holder.refresh_from_db()
+    assert holder.status == ReconcileStatus.FAILED
+    assert "no heartbeat" in holder.error
+
+
+def test_service_report_per_target(weaviate_sync):
+    make_data()
+    report = reconcile(batch_size=2)
+    assert report.exit_code == 0
+    (result,) = report.targets
+    assert result.counts["item"]["created"] == 5
+    assert set(result.counts) >= {"item", "comment", "node", "project"}
+
+
+@pytest.mark.parametrize("batch_size", ["0", "-1"])
+def test_a_bad_batch_size_is_refused(weaviate_sync, batch_size):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("sync_weaviate", "--batch-size", batch_size)
+
+
+def test_runs_are_shown_on_the_dashboard_and_in_the_admin(weaviate_sync, client):
+    from django.urls import reverse
+
+    make_data()
+    assert run()[0] == 0
+    assert run("--dry-run")[0] == 0
+    first, second = ReconcileRun.objects.order_by("id")
+    client.force_login(factories.make_user("boss", is_staff=True, is_superuser=True))
+    html = client.get(reverse("core:sync-dashboard")).content.decode()
+    runs_section = html.split("data-runs", 1)[1]
+    assert f'data-run="{first.pk}" data-run-status="completed"' in runs_section
+    assert f'data-run="{second.pk}"' in runs_section
+    assert "dry run" in runs_section
+    admin_list = client.get(reverse("admin:core_reconcilerun_changelist"))
+    assert admin_list.status_code == 200
+    assert f"{db_total()} / 0 / 0 / 0" in admin_list.content.decode()
+    detail = client.get(reverse("admin:core_reconcilerun_change", args=[first.pk]))
+    assert detail.status_code == 200

@@ -1,0 +1,250 @@
+"""`manage.py sync_weaviate` as real processes: two at once, one killed with
+SIGKILL and run again, one on a stdin that is not a terminal.
+
+The processes share a file-based SQLite database (migrated and seeded once
+per module, copied per test) and the in-process Weaviate-compatible server of
+this test session, whose store and call counters the tests read.
+"""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.testing.weaviate_server.faults import OBJECTS_CREATED, OBJECTS_DELETED, OBJECTS_UPDATED
+
+ROOT = Path(__file__).resolve().parents[3]
+TABLES = (
+    "core_item",
+    "core_itemcomment",
+    "core_attachment",
+    "core_project",
+    "core_change",
+    "core_node",
+    "core_release",
+    "core_externalissuemapping",
+)
+
+
+def _base_env(var_dir: Path, db_file: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGIRA_WEAVIATE_")}
+    env.update(
+        DATABASE_URL=f"sqlite:///{db_file}",
+        AGIRA_VAR_DIR=str(var_dir),
+        AGIRA_QDRANT_ENABLED="false",
+        AGIRA_QDRANT_PATH=str(var_dir / "qdrant"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory) -> tuple[Path, Path]:
+    """A migrated database with the demo data, not indexed."""
+    var_dir = tmp_path_factory.mktemp("reconcile-var")
+    db_file = var_dir / "template.sqlite3"
+    env = _base_env(var_dir, db_file)
+    env["AGIRA_WEAVIATE_ENABLED"] = "false"
+    for args in (["migrate", "-v0"], ["seed_demo", "--items", "40", "--no-index"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    # One self-contained file (no WAL beside it) to copy.
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return var_dir, db_file
+
+
+@pytest.fixture
+def env(seeded, tmp_path, weaviate_server) -> dict:
+    var_dir, template = seeded
+    db_file = tmp_path / "agira.sqlite3"
+    shutil.copy(template, db_file)
+    env = _base_env(var_dir, db_file)
+    env.update(
+        AGIRA_WEAVIATE_ENABLED="true",
+        AGIRA_WEAVIATE_URL="http://127.0.0.1",
+        AGIRA_WEAVIATE_HTTP_PORT=str(weaviate_server.http_port),
+        AGIRA_WEAVIATE_GRPC_PORT=str(weaviate_server.grpc_port),
+        AGIRA_WEAVIATE_CONNECT_TIMEOUT="3",
+    )
+    env["_DB"] = str(db_file)
+    return env
+
+
+def start(env: dict, *args: str, stdin=subprocess.DEVNULL) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "sync_weaviate", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def db_total(env: dict) -> int:
+    with sqlite3.connect(env["_DB"]) as conn:
+        return sum(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES)  # noqa: S608
+
+
+def runs(env: dict) -> list[dict]:
+    with sqlite3.connect(env["_DB"]) as conn:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute("SELECT * FROM core_reconcilerun ORDER BY id").fetchall()
+    out = []
+    for row in rows:
+        run = dict(row)
+        run["counts"] = json.loads(run["counts"] or "{}")
+        run["totals"] = {
+            a: sum(r.get(a, 0) for r in run["counts"].values())
+            for a in ("created", "updated", "unchanged", "deleted", "failed")
+        }
+        out.append(run)
+    return out
+
+
+def assert_exact(env: dict, server) -> None:
+    """The index holds exactly the database: one object per row, nothing to do."""
+    objects = server.store.objects("AgiraObject")
+    keys = [(p["type"], p["object_id"]) for p in objects.values()]
+    assert len(keys) == len(set(keys)) == db_total(env)
+    code, out, _err = finish(start(env, "--dry-run"))
+    assert code == 0, out
+    last = runs(env)[-1]
+    assert last["totals"]["unchanged"] == db_total(env)
+    assert last["totals"]["created"] == last["totals"]["updated"] == last["totals"]["deleted"] == 0
+
+
+def test_two_runs_at_once_one_works_one_exits_2(env, weaviate_server):
+    # Slow answers make the runs overlap for certain.
+    weaviate_server.faults.set_latency(0.1, protocol="grpc")
+    first = start(env, "--batch-size", "20")
+    second = start(env, "--batch-size", "20")
+    results = [finish(first), finish(second)]
+    weaviate_server.faults.set_latency(0.0, protocol="grpc")
+    codes = sorted(code for code, _out, _err in results)
+    assert codes == [0, 2], results
+    loser_err = next(err for code, _out, err in results if code == 2)
+    done = [r for r in runs(env) if r["status"] == "completed"]
+    assert len(done) == 1
+    assert f"run #{done[0]['id']}" in loser_err
+    assert f"pid {done[0]['pid']}" in loser_err
+    assert "Another run holds weaviate" in loser_err
+    assert done[0]["totals"]["created"] == db_total(env)
+    assert weaviate_server.counters[OBJECTS_CREATED] == db_total(env)
+    assert weaviate_server.counters[OBJECTS_UPDATED] == 0
+    assert_exact(env, weaviate_server)
+
+
+def test_a_run_killed_with_sigkill_is_finished_by_the_next_one(env, weaviate_server):
+    total = db_total(env)
+    weaviate_server.faults.set_latency(0.15, protocol="grpc")
+    victim = start(env, "--batch-size", "5")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        current = runs(env)
+        if current and current[-1]["totals"]["created"] >= 20:
+            break
+        time.sleep(0.05)
+    else:
+        victim.kill()
+        pytest.fail(f"the run made no progress: {finish(victim)}")
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+    assert victim.returncode == -signal.SIGKILL
+    weaviate_server.faults.set_latency(0.0, protocol="grpc")
+    time.sleep(0.5)  # a batch the victim had in flight lands now, if at all
+    killed = runs(env)[-1]
+    assert killed["status"] == "in_progress"
+    assert killed["lock"] == "weaviate"
+    held = weaviate_server.store.count("AgiraObject")
+    assert 0 < held < total
+    weaviate_server.counters.reset()
+
+    code, out, err = finish(start(env, "--batch-size", "50"))
+    assert code == 0, (out, err)
+    killed_after, rerun = runs(env)[-2:]
+    assert killed_after["id"] == killed["id"]
+    assert killed_after["status"] == "failed"
+    assert killed_after["lock"] is None
+    assert f"holder pid {victim.pid}" in killed_after["error"]
+    assert "died" in killed_after["error"]
+    assert f"run #{killed['id']} was stale" in out
+    # Nothing written twice: what the killed run wrote is found unchanged.
+    assert rerun["totals"]["created"] == total - held
+    assert rerun["totals"]["unchanged"] == held
+    assert rerun["totals"]["updated"] == rerun["totals"]["deleted"] == 0
+    assert weaviate_server.counters[OBJECTS_CREATED] == total - held
+    assert weaviate_server.counters[OBJECTS_UPDATED] == 0
+    assert weaviate_server.counters[OBJECTS_DELETED] == 0
+    assert_exact(env, weaviate_server)
+
+
+def test_a_non_tty_run_never_waits_for_input(env, weaviate_server):
+    # stdin stays open and silent: a prompt would hang until the timeout.
+    proc = start(env, "--full", stdin=subprocess.PIPE)
+    try:
+        code, out, err = finish(proc, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, (out, err)
+    assert "Continue?" not in out + err
+    assert runs(env)[-1]["status"] == "completed"
+    # Plain log lines, not a progress bar.
+    assert "weaviate: item:" in out
+    assert "\r" not in out + err
+
+
+def test_index_down_exits_3_from_a_process(env, weaviate_server):
+    weaviate_server.down()
+    try:
+        code, _out, err = finish(start(env), timeout=60)
+    finally:
+        weaviate_server.up()
+    assert code == 3
+    assert "Weaviate is unreachable or misconfigured (exit 3)" in err
+    assert runs(env)[-1]["status"] == "failed"
+
+
+def test_on_a_terminal_full_asks_once_unless_forced(env, weaviate_server):
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = start(env, "--full", stdin=slave)
+        os.write(master, b"n\n")
+        code, out, _err = finish(proc, timeout=60)
+        assert code == 0
+        assert out.count("Continue? [y/N]") == 1
+        assert "Nothing done." in out
+        assert runs(env) == []
+        assert weaviate_server.store.count("AgiraObject") == 0
+
+        # --force: no question, even on a terminal that never answers.
+        code, out, _err = finish(start(env, "--full", "--force", stdin=slave), timeout=60)
+        assert code == 0
+        assert "Continue?" not in out
+        assert runs(env)[-1]["status"] == "completed"
+    finally:
+        os.close(master)
+        os.close(slave)
