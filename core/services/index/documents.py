@@ -10,6 +10,7 @@ lookup needs no database. Changing the namespace would orphan every object in
 every index: it is a constant, never configuration.
 """
 
+import functools
 import hashlib
 import json
 import logging
@@ -21,6 +22,7 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.db.models import Model, QuerySet
+from django.urls import get_script_prefix, reverse
 
 from core.models import (
     Attachment,
@@ -140,6 +142,18 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+@functools.lru_cache(maxsize=64)
+def _url_pattern(name: str, prefix: str) -> str:
+    marker = 987654321
+    return reverse(name, args=[marker]).replace(str(marker), "{}")
+
+
+def _url(name: str, pk) -> str:
+    """The page of an object, like get_absolute_url() but reversing each URL
+    name once (reverse() is a third of serializing 100,000 objects)."""
+    return _url_pattern(name, get_script_prefix()).format(pk)
+
+
 def _id(value) -> str | None:
     return None if value is None else str(value)
 
@@ -168,7 +182,7 @@ def serialize_item(item: Item) -> dict:
         status=item.status,
         project_id=_id(item.project_id),
         org_id=_id(item.project.organisation_id),
-        url=item.get_absolute_url(),
+        url=_url("core:item-detail", item.pk),
     )
 
 
@@ -185,7 +199,7 @@ def serialize_comment(comment: ItemComment) -> dict:
         project_id=_id(item.project_id),
         org_id=_id(item.project.organisation_id),
         parent_object_id=_id(item.pk),
-        url=f"{item.get_absolute_url()}#comment-{comment.pk}",
+        url=f"{_url('core:item-detail', item.pk)}#comment-{comment.pk}",
     )
 
 
@@ -233,7 +247,7 @@ def serialize_attachment(attachment: Attachment) -> dict:
         project_id=_id(item.project_id),
         org_id=_id(item.project.organisation_id),
         parent_object_id=_id(item.pk),
-        url=attachment.get_absolute_url(),
+        url=_url("core:attachment-download", attachment.pk),
         mime_type=attachment.content_type,
         size_bytes=attachment.size_bytes,
         sha256=attachment.sha256,
@@ -249,7 +263,7 @@ def serialize_project(project: Project) -> dict:
         status=project.status,
         project_id=_id(project.pk),
         org_id=_id(project.organisation_id),
-        url=project.get_absolute_url(),
+        url=_url("core:project-detail", project.pk),
     )
 
 
@@ -262,7 +276,7 @@ def serialize_change(change: Change) -> dict:
         status=change.status,
         project_id=_id(change.project_id),
         org_id=_id(change.project.organisation_id),
-        url=change.get_absolute_url(),
+        url=_url("core:project-detail", change.project_id) + "#changes",
     )
 
 
@@ -275,7 +289,7 @@ def serialize_node(node: Node) -> dict:
         project_id=_id(node.project_id),
         org_id=_id(node.project.organisation_id),
         parent_object_id=_id(node.parent_id),
-        url=node.get_absolute_url(),
+        url=_url("core:project-detail", node.project_id) + "#nodes",
     )
 
 
@@ -292,7 +306,7 @@ def serialize_release(release: Release) -> dict:
         status=release.status,
         project_id=_id(release.project_id),
         org_id=_id(release.project.organisation_id),
-        url=release.get_absolute_url(),
+        url=_url("core:project-detail", release.project_id) + "#releases",
     )
 
 
@@ -316,7 +330,7 @@ def serialize_mapping(mapping: ExternalIssueMapping) -> dict:
         project_id=_id(item.project_id),
         org_id=_id(item.project.organisation_id),
         parent_object_id=_id(item.pk),
-        url=mapping.url or item.get_absolute_url(),
+        url=mapping.url or _url("core:item-detail", item.pk),
         source_system=mapping.provider,
         external_key=f"{mapping.repository}#{mapping.number}",
     )

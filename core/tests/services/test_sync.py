@@ -405,3 +405,14 @@ def test_sync_project_writes_everything_and_counts_per_type(sync):
     # Idempotent: the same ids, no duplicates.
     index.sync_project(project_id=objects["project"].pk)
     assert sync.count() == 10
+
+
+def test_document_urls_match_the_pages(sync):
+    objects = make_one_of_each()
+    for object_type in ("item", "project", "attachment", "change", "node", "release"):
+        obj = objects[object_type]
+        assert sync.get(object_type, obj.pk)["url"] == obj.get_absolute_url(), object_type
+    comment = objects["comment"]
+    assert sync.get("comment", comment.pk)["url"] == (
+        f"{comment.item.get_absolute_url()}#comment-{comment.pk}"
+    )
