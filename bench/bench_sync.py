@@ -33,7 +33,6 @@ import cProfile
 import dataclasses
 import functools
 import io
-import ipaddress
 import os
 import platform
 import pstats
@@ -41,7 +40,6 @@ import random
 import secrets
 import shlex
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -174,62 +172,6 @@ def setup_django() -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
-
-
-def _is_loopback(host: Any) -> bool:
-    if host in (None, "", "localhost"):
-        return True
-    if isinstance(host, bytes):
-        host = host.decode()
-    try:
-        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-class LoopbackGuard:
-    """Refuse any name lookup or TCP connection that is not loopback (Python sockets:
-    httpx, the client's PyPI version check). gRPC's C core connects only to the server's
-    127.0.0.1 address given explicitly."""
-
-    def __init__(self) -> None:
-        self.blocked: list[str] = []
-        self._saved: tuple | None = None
-
-    def install(self) -> None:
-        real_getaddrinfo = socket.getaddrinfo
-        real_connect = socket.socket.connect
-        real_connect_ex = socket.socket.connect_ex
-        blocked = self.blocked
-
-        def getaddrinfo(host: Any, *a: Any, **kw: Any) -> Any:
-            if not _is_loopback(host):
-                blocked.append(f"resolve {host}")
-                raise socket.gaierror(socket.EAI_NONAME, f"non-loopback name blocked: {host}")
-            return real_getaddrinfo(host, *a, **kw)
-
-        def check(sock: socket.socket, address: Any) -> None:
-            if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
-                blocked.append(f"connect {address[0]}")
-                raise ConnectionRefusedError(f"non-loopback connection blocked: {address}")
-
-        def connect(sock: socket.socket, address: Any) -> None:
-            check(sock, address)
-            return real_connect(sock, address)
-
-        def connect_ex(sock: socket.socket, address: Any) -> int:
-            check(sock, address)
-            return real_connect_ex(sock, address)
-
-        self._saved = (real_getaddrinfo, real_connect, real_connect_ex)
-        socket.getaddrinfo = getaddrinfo
-        socket.socket.connect = connect
-        socket.socket.connect_ex = connect_ex
-
-    def uninstall(self) -> None:
-        if self._saved:
-            socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex = self._saved
-            self._saved = None
 
 
 def git_state() -> str:
@@ -1029,6 +971,7 @@ def main() -> int:
     setup_django()
 
     from core.testing.weaviate_server import WeaviateTestServer
+    from core.testing.weaviate_server.loopback import LoopbackGuard
 
     guard = LoopbackGuard()
     server = WeaviateTestServer().start()
@@ -1075,7 +1018,7 @@ def main() -> int:
     return 1 if failures else 0
 
 
-def summary(results: dict, args: argparse.Namespace, guard: LoopbackGuard, seconds: float) -> None:
+def summary(results: dict, args: argparse.Namespace, guard: Any, seconds: float) -> None:
     section("Summary")
     rows = []
     saves = results.get("saves")

@@ -18,16 +18,13 @@ Fixtures:
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from core.testing.weaviate_server.loopback import LoopbackGuard
 from core.testing.weaviate_server.server import WeaviateTestServer
-
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
 @pytest.fixture(scope="session")
@@ -84,54 +81,14 @@ def weaviate_client(weaviate_server: WeaviateTestServer) -> Iterator[Any]:
         client.close()
 
 
-def _is_loopback(host: Any) -> bool:
-    if host is None:
-        return True  # getaddrinfo(None, port): the local wildcard, used for binding
-    if isinstance(host, bytes):
-        host = host.decode()
-    host = str(host).strip("[]").split("%")[0]
-    if host in _LOOPBACK_NAMES or host == "":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @pytest.fixture
 def weaviate_loopback_only(
     monkeypatch: pytest.MonkeyPatch, weaviate_server: WeaviateTestServer
-) -> list[str]:
-    blocked: list[str] = []
-    real_getaddrinfo = socket.getaddrinfo
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _is_loopback(host):
-            blocked.append(f"resolve {host}")
-            raise socket.gaierror(socket.EAI_NONAME, f"non-loopback name blocked: {host}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    def _check(sock: socket.socket, address: Any) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
-            blocked.append(f"connect {address[0]}:{address[1]}")
-            raise ConnectionRefusedError(f"non-loopback connection blocked: {address}")
-
-    def connect(sock: socket.socket, address: Any) -> None:
-        _check(sock, address)
-        real_connect(sock, address)
-
-    def connect_ex(sock: socket.socket, address: Any) -> int:
-        _check(sock, address)
-        return real_connect_ex(sock, address)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+) -> Iterator[list[str]]:
     # connect() without skip_init_checks asks PyPI for the latest client version.
     monkeypatch.setattr(
         "weaviate.connect.v4.PYPI_PACKAGE_URL",
         f"{weaviate_server.url}/pypi/weaviate-client/json",
     )
-    return blocked  # monkeypatch undoes all of it after the test
+    with LoopbackGuard() as guard:
+        yield guard.blocked
