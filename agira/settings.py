@@ -212,3 +212,22 @@ AGIRA_QDRANT_COLLECTION = env.str("AGIRA_QDRANT_COLLECTION", default="AgiraObjec
 AGIRA_QDRANT_TIMEOUT = env.float("AGIRA_QDRANT_TIMEOUT", default=10.0)
 # How long a process waits for another to finish with the local folder.
 AGIRA_QDRANT_LOCK_TIMEOUT = env.float("AGIRA_QDRANT_LOCK_TIMEOUT", default=15.0)
+
+# -- The GitHub worker (core.services.github, `manage.py sync_github`) -----------
+# The connection itself (token, base URL, enabled) is in the admin or in
+# AGIRA_GITHUB_ENABLED / _BASE_URL / _TOKEN / _TIMEOUT / _MAX_RATE_LIMIT_WAIT / _BATCH_SIZE.
+AGIRA_GITHUB_RETRIES = env.int("AGIRA_GITHUB_RETRIES", default=3)
+AGIRA_GITHUB_RETRY_BACKOFF = env.float("AGIRA_GITHUB_RETRY_BACKOFF", default=1.0)
+# Pause between requests (PyGithub's default; GitHub asks integrations to be serial).
+AGIRA_GITHUB_SECONDS_BETWEEN_REQUESTS = env.float(
+    "AGIRA_GITHUB_SECONDS_BETWEEN_REQUESTS", default=0.25
+)
+# A mapping that keeps failing with transient errors is given up after this many runs.
+AGIRA_GITHUB_MAX_ATTEMPTS = env.int("AGIRA_GITHUB_MAX_ATTEMPTS", default=6)
+AGIRA_GITHUB_BACKOFF_SECONDS = env.float("AGIRA_GITHUB_BACKOFF_SECONDS", default=300.0)
+AGIRA_GITHUB_BACKOFF_MAX_SECONDS = env.float("AGIRA_GITHUB_BACKOFF_MAX_SECONDS", default=86400.0)
+# A run whose holder sent no heartbeat for this long is taken over.
+AGIRA_GITHUB_STALE_SECONDS = env.int("AGIRA_GITHUB_STALE_SECONDS", default=900)
+# Most changed files and commit messages kept per pull request.
+AGIRA_GITHUB_MAX_FILES = env.int("AGIRA_GITHUB_MAX_FILES", default=300)
+AGIRA_GITHUB_MAX_COMMITS = env.int("AGIRA_GITHUB_MAX_COMMITS", default=100)

@@ -128,7 +128,18 @@ class ExternalIssueMappingAdmin(admin.ModelAdmin):
     search_fields = ["repository", "title", "item__title"]
     list_select_related = ["item"]
     raw_id_fields = ["item"]
-    readonly_fields = ["last_synced_at", "external_id", "external_updated_at"]
+    list_display = [*list_display, "attention"]
+    list_filter = [*list_filter, "attention"]
+    readonly_fields = [
+        "last_synced_at",
+        "external_id",
+        "external_updated_at",
+        "external_created_at",
+        "closed_at",
+        "sync_error",
+        "sync_attempts",
+        "next_attempt_at",
+    ]
 
 
-from core import admin_sync  # noqa: E402, F401  (registers the sync admin pages)
+from core import admin_github, admin_sync  # noqa: E402, F401  (registers their admin pages)

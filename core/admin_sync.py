@@ -1,6 +1,8 @@
 """Admin pages of the sync engine: the Weaviate configuration (a singleton
 with a write-only API key and a "Test connection" button) and the sync state."""
 
+import os
+
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
@@ -18,14 +20,46 @@ from core.services.index.config import ENV_OVERRIDES
 from core.services.index.service import check_weaviate_connection
 
 
-class WeaviateConfigurationForm(forms.ModelForm):
-    # Write-only: the stored key is never rendered back into the page.
-    api_key = forms.CharField(
-        label="API key",
+def write_only_field(label: str) -> forms.CharField:
+    """A secret's form field: the stored value is never rendered back into the page."""
+    return forms.CharField(
+        label=label,
         required=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Leave empty to keep the stored key.",
+        help_text="Write-only. Leave empty to keep the stored value.",
     )
+
+
+class WriteOnlySecretForm(forms.ModelForm):
+    """A model form whose `secret_field` (declared with `write_only_field`, next to a
+    `clear_<secret_field>` box) keeps the stored value when left empty."""
+
+    secret_field = ""
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in ("url", "base_url"):
+            url = cleaned.get(name, "")
+            if url and not url.lower().startswith(("http://", "https://")):
+                self.add_error(name, "Start the URL with http:// or https://.")
+        return cleaned
+
+    def save(self, commit=True):
+        instance = super().save(commit=False)
+        name = self.secret_field
+        if self.cleaned_data.get(f"clear_{name}"):
+            setattr(instance, name, "")
+        elif not self.cleaned_data.get(name):
+            stored = type(instance).objects.filter(pk=instance.pk).values_list(name, flat=True)
+            setattr(instance, name, stored.first() or "")
+        if commit:
+            instance.save()
+        return instance
+
+
+class WeaviateConfigurationForm(WriteOnlySecretForm):
+    secret_field = "api_key"  # noqa: S105 - the field's name, not a secret
+    api_key = write_only_field("API key")
     clear_api_key = forms.BooleanField(label="Remove the stored API key", required=False)
 
     class Meta:
@@ -42,34 +76,79 @@ class WeaviateConfigurationForm(forms.ModelForm):
             "insert_timeout",
         ]
 
-    def clean(self):
-        cleaned = super().clean()
-        url = cleaned.get("url", "")
-        if url and not url.lower().startswith(("http://", "https://")):
-            self.add_error("url", "Start the URL with http:// or https://.")
-        return cleaned
 
-    def save(self, commit=True):
-        instance = super().save(commit=False)
-        new_key = self.cleaned_data.get("api_key")
-        if self.cleaned_data.get("clear_api_key"):
-            instance.api_key = ""
-        elif not new_key:
-            instance.api_key = (
-                WeaviateConfiguration.objects.filter(pk=instance.pk)
-                .values_list("api_key", flat=True)
-                .first()
-                or ""
-            )
-        if commit:
-            instance.save()
-        return instance
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+class ConnectionAdmin(admin.ModelAdmin):
+    """The admin of a connection singleton (`load()`, `SINGLETON_PK`): no add or
+    delete, the list goes straight to the one object, a "Test connection" button
+    that calls `check_connection()`, the environment's overrides listed, and a
+    write-only `secret_field`."""
+
+    change_form_template = "admin/core/connection_change_form.html"
+    env_overrides: dict[str, tuple[str, type]] = {}
+
+    def check_connection(self) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def _name(self, view: str) -> str:
+        return f"{self.opts.app_label}_{self.opts.model_name}_{view}"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        self.model.load()
+        return redirect(reverse(f"admin:{self._name('change')}", args=[self.model.SINGLETON_PK]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self.model.load()
+        secret = self.form.secret_field
+        stored = self.model.objects.values_list(secret, flat=True).first()
+        extra_context = {
+            **(extra_context or {}),
+            "env_overrides": [
+                (variable, name)
+                for variable, (name, _kind) in self.env_overrides.items()
+                if os.environ.get(variable)
+            ],
+            "secret_label": _first_upper(self.model._meta.get_field(secret).verbose_name),
+            "secret_stored": bool(stored),
+            "test_url": reverse(f"admin:{self._name('test')}"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        return [
+            path(
+                "test-connection/",
+                self.admin_site.admin_view(self.test_connection),
+                name=self._name("test"),
+            ),
+            *super().get_urls(),
+        ]
+
+    def test_connection(self, request: HttpRequest):
+        back = HttpResponseRedirect(reverse(f"admin:{self._name('changelist')}"))
+        if request.method != "POST":
+            return back
+        if not self.has_change_permission(request):
+            messages.error(request, f"You may not change the {self.opts.verbose_name}.")
+        else:
+            ok, message = self.check_connection()
+            (messages.success if ok else messages.error)(request, message)
+        return back
 
 
 @admin.register(WeaviateConfiguration)
-class WeaviateConfigurationAdmin(admin.ModelAdmin):
+class WeaviateConfigurationAdmin(ConnectionAdmin):
     form = WeaviateConfigurationForm
-    change_form_template = "admin/core/weaviateconfiguration/change_form.html"
+    env_overrides = ENV_OVERRIDES
     fieldsets = [
         (None, {"fields": ["enabled"]}),
         ("Server", {"fields": ["url", "http_port", "grpc_port", "api_key", "clear_api_key"]}),
@@ -79,56 +158,8 @@ class WeaviateConfigurationAdmin(admin.ModelAdmin):
         ),
     ]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def changelist_view(self, request, extra_context=None):
-        WeaviateConfiguration.load()
-        return redirect(
-            reverse(
-                "admin:core_weaviateconfiguration_change", args=[WeaviateConfiguration.SINGLETON_PK]
-            )
-        )
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        WeaviateConfiguration.load()
-        import os
-
-        overridden = [
-            (variable, name)
-            for variable, (name, _kind) in ENV_OVERRIDES.items()
-            if os.environ.get(variable)
-        ]
-        stored = WeaviateConfiguration.objects.values_list("api_key", flat=True).first()
-        extra_context = {
-            **(extra_context or {}),
-            "env_overrides": overridden,
-            "api_key_stored": bool(stored),
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def get_urls(self):
-        return [
-            path(
-                "test-connection/",
-                self.admin_site.admin_view(self.test_connection),
-                name="core_weaviateconfiguration_test",
-            ),
-            *super().get_urls(),
-        ]
-
-    def test_connection(self, request: HttpRequest):
-        if request.method != "POST":
-            return HttpResponseRedirect(reverse("admin:core_weaviateconfiguration_changelist"))
-        if not self.has_change_permission(request):
-            messages.error(request, "You may not change the Weaviate configuration.")
-        else:
-            ok, message = check_weaviate_connection()
-            (messages.success if ok else messages.error)(request, message)
-        return HttpResponseRedirect(reverse("admin:core_weaviateconfiguration_changelist"))
+    def check_connection(self) -> tuple[bool, str]:
+        return check_weaviate_connection()
 
 
 @admin.register(SyncRecord)

@@ -58,6 +58,7 @@ urlpatterns = [
     path("search/", search.search, name="search"),
     path("sync/", dashboard.sync_dashboard, name="sync-dashboard"),
     path("sync/retry/", dashboard.sync_retry, name="sync-retry"),
+    path("sync/github/retry/", dashboard.sync_github_retry, name="sync-github-retry"),
     path(
         "weaviate/status/<str:object_type>/<str:object_id>/",
         sync.weaviate_status,

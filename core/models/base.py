@@ -21,3 +21,24 @@ class TimeStampedModel(models.Model):
             super().save(*args, **kwargs)
 
     save.alters_data = True
+
+
+class SingletonModel(models.Model):
+    """A table of one row (pk=1), edited in the admin: `load()` returns it, created
+    with the field defaults the first time."""
+
+    SINGLETON_PK = 1
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        self.pk = self.SINGLETON_PK
+        super().save(*args, **kwargs)
+
+    save.alters_data = True
+
+    @classmethod
+    def load(cls):
+        obj, _ = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
+        return obj

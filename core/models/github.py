@@ -1,6 +1,6 @@
 from django.db import models
 
-from .base import TimeStampedModel
+from .base import SingletonModel, TimeStampedModel
 from .items import Item
 
 
@@ -25,6 +25,15 @@ class MappingSyncState(models.TextChoices):
     OK = "ok", "Synced"
     BACKOFF = "backoff", "Retrying after an error"
     FAILED = "failed", "Failed (not retried automatically)"
+
+
+class MappingAttention(models.TextChoices):
+    """Why a mapping needs a human: the worker saw something it does not act on."""
+
+    NONE = "", "-"
+    NOT_PLANNED = "not_planned", "Closed as not planned: status left alone"
+    DUPLICATE = "duplicate", "Closed as duplicate: status left alone"
+    REOPENED = "reopened", "Reopened after the item reached Testing"
 
 
 class ExternalIssueMapping(TimeStampedModel):
@@ -54,6 +63,20 @@ class ExternalIssueMapping(TimeStampedModel):
     sync_attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
 
+    # What GitHub said, kept for the index document (refreshed when the state changes).
+    body = models.TextField(blank=True)
+    labels = models.JSONField(default=list, blank=True)
+    changed_files = models.JSONField(default=list, blank=True, help_text="Pull requests only")
+    commit_messages = models.JSONField(default=list, blank=True, help_text="Pull requests only")
+    external_created_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closes_issue = models.BooleanField(
+        default=False, help_text="Pull requests only: this one closed the item's issue."
+    )
+    attention = models.CharField(
+        max_length=20, choices=MappingAttention.choices, blank=True, default=""
+    )
+
     class Meta:
         ordering = ["repository", "number"]
         constraints = [
@@ -73,3 +96,106 @@ class ExternalIssueMapping(TimeStampedModel):
 
     def get_absolute_url(self) -> str:
         return self.url or self.item.get_absolute_url()
+
+
+class GitHubConfiguration(SingletonModel):
+    """The GitHub connection, edited in the admin. A singleton (pk=1).
+
+    Environment variables (`AGIRA_GITHUB_*`, see `.env.example`) override every
+    field; the admin shows which ones are overridden. The token is write-only.
+    """
+
+    enabled = models.BooleanField(default=False)
+    base_url = models.CharField(
+        "API base URL",
+        max_length=300,
+        default="https://api.github.com",
+        help_text="https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server.",
+    )
+    token = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Write-only: never shown again. A fine-grained token with read access "
+        "to issues and pull requests is enough.",
+    )
+    timeout = models.FloatField(default=15.0, help_text="Seconds to wait for one response.")
+    max_rate_limit_wait = models.PositiveIntegerField(
+        default=60,
+        help_text="Longest wait for a rate-limit reset, in seconds. A longer one stops the "
+        "run cleanly; the next run continues.",
+    )
+    batch_size = models.PositiveIntegerField(
+        default=200, help_text="Most mappings looked at in one run; the rest wait for the next."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "GitHub configuration"
+        verbose_name_plural = "GitHub configuration"
+
+    def __str__(self) -> str:
+        return "GitHub configuration"
+
+
+class GitHubRepository(models.Model):
+    """What the worker knows of one tracked repository between runs: where its
+    incremental listing stands (`checkpoint`, `etag`) and where it moved."""
+
+    full_name = models.CharField(max_length=200, unique=True, help_text="owner/name")
+    github_id = models.BigIntegerField(null=True, blank=True)
+    checkpoint = models.DateTimeField(
+        null=True, blank=True, help_text="Issues updated at or after this are listed next run."
+    )
+    etag = models.CharField(max_length=200, blank=True)
+    previous_names = models.JSONField(default=list, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["full_name"]
+        verbose_name = "GitHub repository"
+        verbose_name_plural = "GitHub repositories"
+
+    def __str__(self) -> str:
+        return self.full_name
+
+
+class GitHubRunStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    PARTIAL = "partial", "Completed with failures"
+    RATE_LIMITED = "rate_limited", "Stopped by the rate limit"
+    FAILED = "failed", "Failed"
+
+
+class GitHubSyncRun(models.Model):
+    """One run of `manage.py sync_github`; `lock` works as in `ReconcileRun`."""
+
+    lock = models.CharField(max_length=20, null=True, blank=True, unique=True)
+    status = models.CharField(
+        max_length=12, choices=GitHubRunStatus.choices, default=GitHubRunStatus.IN_PROGRESS
+    )
+    dry_run = models.BooleanField(default=False)
+    options = models.JSONField(default=dict, blank=True)
+    # {"repositories": n, "unchanged_repositories": n, "mappings": n, "items_moved": n, ...}
+    counts = models.JSONField(default=dict, blank=True)
+    requests = models.PositiveIntegerField(default=0, help_text="Requests sent to GitHub")
+    rate_limit_remaining = models.IntegerField(null=True, blank=True)
+    rate_limit_reset = models.DateTimeField(null=True, blank=True)
+    next_run_after = models.DateTimeField(
+        null=True, blank=True, help_text="Set when the rate limit stopped the run."
+    )
+    errors = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField()
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = "GitHub sync run"
+
+    def __str__(self) -> str:
+        return f"GitHub sync #{self.pk}: {self.status}"

@@ -7,15 +7,15 @@ them. Nothing here talks to an index.
 
 from django.db import models
 
+from .base import SingletonModel
 
-class WeaviateConfiguration(models.Model):
+
+class WeaviateConfiguration(SingletonModel):
     """The Weaviate connection, edited in the admin. A singleton (pk=1).
 
     Environment variables (`AGIRA_WEAVIATE_*`, see `.env.example`) override
     every field; the admin shows which ones are overridden.
     """
-
-    SINGLETON_PK = 1
 
     enabled = models.BooleanField(default=False)
     url = models.CharField(
@@ -46,15 +46,6 @@ class WeaviateConfiguration(models.Model):
 
     def __str__(self) -> str:
         return "Weaviate configuration"
-
-    def save(self, *args, **kwargs):
-        self.pk = self.SINGLETON_PK
-        super().save(*args, **kwargs)
-
-    @classmethod
-    def load(cls) -> "WeaviateConfiguration":
-        obj, _ = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
-        return obj
 
 
 class SyncOperation(models.TextChoices):

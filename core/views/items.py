@@ -70,11 +70,13 @@ def item_create(request: HttpRequest) -> HttpResponse:
 
 
 def item_detail_context(item: Item, **forms) -> dict:
+    mappings = list(item.external_mappings.order_by("kind", "repository", "number"))
     return {
         "item": item,
         "comments": item.comments.select_related("author"),
         "attachments": item.attachments.select_related("uploaded_by"),
-        "mappings": item.external_mappings.all(),
+        "mappings": mappings,
+        "attention": [m for m in mappings if m.attention],
         "comment_form": forms.get("comment_form") or CommentForm(),
         "attachment_form": forms.get("attachment_form") or AttachmentForm(),
         "link_form": forms.get("link_form") or GitHubLinkForm(item=item),

@@ -76,7 +76,8 @@ class WeaviateSettings:
         return f"{self.url}:{self.http_port} (gRPC {self.grpc_port})"
 
 
-def _parse(raw: str, kind: type):
+def parse_env(raw: str, kind: type):
+    """An environment variable's text as `kind` (bool: 1/true/yes/on)."""
     if kind is bool:
         return raw.strip().lower() in _BOOL_TRUE
     return kind(raw.strip())
@@ -84,19 +85,25 @@ def _parse(raw: str, kind: type):
 
 def weaviate_settings(config: WeaviateConfiguration | None = None) -> WeaviateSettings:
     """The admin's configuration with the environment's overrides applied."""
-    config = config or WeaviateConfiguration.load()
-    values = {name: getattr(config, name) for name, _ in ENV_OVERRIDES.values()}
+    values, overridden = with_env_overrides(config or WeaviateConfiguration.load(), ENV_OVERRIDES)
+    return WeaviateSettings(**values, overridden=overridden)
+
+
+def with_env_overrides(config, overrides: dict[str, tuple[str, type]]):
+    """The fields named in `overrides` from `config`, each replaced by its
+    environment variable when that is set; and the names replaced."""
+    values = {name: getattr(config, name) for name, _ in overrides.values()}
     overridden = set()
-    for variable, (name, kind) in ENV_OVERRIDES.items():
+    for variable, (name, kind) in overrides.items():
         raw = os.environ.get(variable)
         if raw is None or raw == "":
             continue
         try:
-            values[name] = _parse(raw, kind)
+            values[name] = parse_env(raw, kind)
         except ValueError as exc:
             raise ValueError(f"{variable} is not a valid {kind.__name__}") from exc
         overridden.add(name)
-    return WeaviateSettings(**values, overridden=frozenset(overridden))
+    return values, frozenset(overridden)
 
 
 # -- Switches ------------------------------------------------------------------

@@ -311,21 +311,30 @@ def serialize_release(release: Release) -> dict:
 
 
 def serialize_mapping(mapping: ExternalIssueMapping) -> dict:
+    """A GitHub issue or pull request as the worker last stored it (seed 002)."""
     item = mapping.item
-    kind = "github_issue" if mapping.kind == ExternalKind.ISSUE else "github_pr"
-    lines = [
-        f"State: {mapping.state or 'unknown'}"
-        + (f" ({mapping.state_reason})" if mapping.state_reason else "")
-    ]
-    if mapping.kind == ExternalKind.PR and mapping.merged is not None:
+    is_pr = mapping.kind == ExternalKind.PR
+    state = mapping.state or "unknown"
+    lines = [f"State: {state}" + (f" ({mapping.state_reason})" if mapping.state_reason else "")]
+    if is_pr and mapping.merged is not None:
         lines.append(f"Merged: {'yes' if mapping.merged else 'no'}")
+    if is_pr and mapping.closes_issue:
+        lines.append("Closed the linked issue")
+    if mapping.labels:
+        lines.append("Labels: " + ", ".join(map(str, mapping.labels)))
     lines.append(f"Linked item: #{item.pk}")
-    body = getattr(mapping, "body", "") or ""
+    parts = ["\n".join(lines)]
+    if mapping.body:
+        parts.append(mapping.body)
+    if mapping.changed_files:
+        parts.append("Changed files:\n" + "\n".join(map(str, mapping.changed_files)))
+    if mapping.commit_messages:
+        parts.append("Commits:\n" + "\n---\n".join(map(str, mapping.commit_messages)))
     return _base(
-        kind,
+        "github_pr" if is_pr else "github_issue",
         mapping,
         title=mapping.title or str(mapping),
-        text=truncate("\n".join(lines) + (f"\n\n{body}" if body else "")),
+        text=truncate("\n\n".join(parts)),
         status=mapping.state or None,
         project_id=_id(item.project_id),
         org_id=_id(item.project.organisation_id),
@@ -333,6 +342,8 @@ def serialize_mapping(mapping: ExternalIssueMapping) -> dict:
         url=mapping.url or _url("core:item-detail", item.pk),
         source_system=mapping.provider,
         external_key=f"{mapping.repository}#{mapping.number}",
+        created_at=_iso(mapping.external_created_at or mapping.created_at),
+        updated_at=_iso(mapping.external_updated_at or mapping.updated_at),
     )
 
 

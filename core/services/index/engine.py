@@ -369,9 +369,14 @@ def _set_status(target: Target, *, error: str = "") -> None:
     SyncTargetStatus.objects.update_or_create(target=target.name, defaults=values)
 
 
-def backoff_delay(attempts: int) -> timedelta:
-    base = settings.AGIRA_SYNC_BACKOFF_SECONDS * (2 ** max(attempts - 1, 0))
-    capped = min(base, settings.AGIRA_SYNC_BACKOFF_MAX_SECONDS)
+def backoff_delay(
+    attempts: int, *, base: float | None = None, cap: float | None = None
+) -> timedelta:
+    """Exponential backoff with jitter: `base` seconds doubled per attempt, up to `cap`
+    (the sync engine's settings unless given)."""
+    base = settings.AGIRA_SYNC_BACKOFF_SECONDS if base is None else base
+    cap = settings.AGIRA_SYNC_BACKOFF_MAX_SECONDS if cap is None else cap
+    capped = min(base * (2 ** max(attempts - 1, 0)), cap)
     return timedelta(seconds=capped * random.uniform(0.5, 1.5))  # noqa: S311 - jitter
 
 

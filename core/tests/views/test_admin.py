@@ -6,11 +6,10 @@ from core.tests import factories
 
 pytestmark = pytest.mark.django_db
 
-# The Weaviate configuration is a singleton form, not a list (tested on its own).
+# The connection singletons are a form, not a list (tested on their own).
+SINGLETONS = {"WeaviateConfiguration", "GitHubConfiguration"}
 CORE_MODELS = [
-    m
-    for m in admin.site._registry
-    if m._meta.app_label == "core" and m.__name__ != "WeaviateConfiguration"
+    m for m in admin.site._registry if m._meta.app_label == "core" and m.__name__ not in SINGLETONS
 ]
 
 

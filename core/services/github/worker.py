@@ -1,0 +1,677 @@
+"""The GitHub worker (seed 002): one run of `manage.py sync_github`.
+
+A run has two phases.
+
+1. **Which issues changed?** For each tracked repository, one incremental
+   listing: `state=all`, `since` = the stored checkpoint, newest first, with
+   the stored ETag. An unchanged repository answers 304: one request, not
+   counted against the rate limit, nothing written. Otherwise the mappings
+   whose issue (or pull request) was updated after what we last saw are
+   queued (`sync_state=pending`), the checkpoint moves to the newest update
+   seen, and the ETag is stored. New links are pending from the start.
+2. **Look at the queued ones**, at most `batch_size` per run, oldest first
+   (the rest wait for the next run). Per mapping: the issue, its timeline
+   (cross-referenced pull requests, in this or another repository; the commit
+   of the last `closed` event and the pull requests it belongs to), and each
+   linked pull request. Then, in one transaction:
+
+   - closed as `completed` (or with no reason): the item moves to Testing,
+     unless it is already at or past Testing: never backwards;
+   - closed as `not_planned` or `duplicate`: the item is left alone and the
+     mapping says why (`attention`);
+   - reopened while the item is at or past Testing: the item keeps its status
+     and is flagged (`attention=reopened`, shown on the item): whether the
+     work goes back to Working, or the reopening is about something already
+     released, is for a person to decide;
+   - every linked pull request is stored as a mapping of kind `pr` (number,
+     URL, title, state, merged, and whether it closed the issue).
+
+   The index documents (`github_issue`, `github_pr`) go through the sync
+   engine like every other object. Seed 002's rule: a document is written
+   when it is not in the index yet, and afterwards only when the state
+   changed. The worker refreshes what the document holds (title, body,
+   labels, files, commits) only then, so the engine's content hash sees no
+   change otherwise and writes nothing.
+
+Errors (see `client.classify`): a deleted (404/410) or inaccessible (401/403)
+issue marks its mapping failed with the reason, and it is not retried until
+GitHub lists it as updated again; a transient error backs the mapping off
+exponentially, and after `AGIRA_GITHUB_MAX_ATTEMPTS` it is failed; a rate
+limit whose reset is further away than `max_rate_limit_wait`, a refused token
+or an unreachable GitHub stop the run cleanly: what was done stays done,
+checkpoints are saved, and the run says when to try again.
+
+`dry_run` does everything in a transaction that is rolled back: it reports
+what would happen and writes nothing (no run record either).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from core.models import (
+    ExternalIssueMapping,
+    ExternalKind,
+    ExternalProvider,
+    GitHubRepository,
+    GitHubRunStatus,
+    GitHubSyncRun,
+    Item,
+    ItemStatus,
+    MappingAttention,
+    MappingSyncState,
+    SyncRecord,
+    SyncState,
+)
+from core.services import runlock
+from core.services.index.engine import active_targets, backoff_delay, mark_for_sync
+
+from .client import (
+    RATE_LIMITED,
+    TRANSIENT,
+    UNAUTHORIZED,
+    Failure,
+    GitHubAPI,
+    PullRef,
+    classify,
+)
+from .config import GitHubSettings, github_settings
+
+logger = logging.getLogger("agira.github")
+
+# Exit codes of `manage.py sync_github` (documented in docs/operations.md).
+EXIT_OK, EXIT_FAILED, EXIT_LOCKED, EXIT_UNAVAILABLE, EXIT_RATE_LIMITED = 0, 1, 2, 3, 4
+LOCK_NAME = "github"
+HEARTBEAT_EVERY = 5.0
+MAX_COMMIT_MESSAGE = 1_000
+MAX_ERRORS_KEPT = 50
+COMPLETED_REASONS = ("completed", "")
+LEFT_ALONE_REASONS = {
+    "not_planned": MappingAttention.NOT_PLANNED,
+    "duplicate": MappingAttention.DUPLICATE,
+}
+
+
+class StopRun(Exception):
+    """Nothing more can be done in this run (rate limit, token, GitHub down)."""
+
+    def __init__(self, failure: Failure):
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+@dataclass
+class PullData:
+    """A pull request as fetched, before it is stored."""
+
+    existing: ExternalIssueMapping | None
+    ref: PullRef
+    raw: dict
+    closes: bool
+    files: list[str] | None = None  # None: content not refreshed (state unchanged)
+    commits: list[str] | None = None
+
+
+@dataclass
+class RunReport:
+    exit_code: int
+    status: str
+    message: str = ""
+    run_id: int | None = None
+    counts: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    requests: int = 0
+    rate_limit_remaining: int | None = None
+    next_run_after: datetime | None = None
+    dry_run: bool = False
+
+
+def run(
+    *,
+    repository: str | None = None,
+    batch_size: int | None = None,
+    dry_run: bool = False,
+    config: GitHubSettings | None = None,
+) -> RunReport:
+    """One run; never raises for GitHub's errors (they are in the report)."""
+    config = config or github_settings()
+    if problem := config.problem:
+        logger.error("GitHub sync cannot run: %s", problem)
+        return RunReport(EXIT_UNAVAILABLE, GitHubRunStatus.FAILED, problem, dry_run=dry_run)
+    options = {"repository": repository, "batch_size": batch_size, "dry_run": dry_run}
+    record = None
+    if not dry_run:
+        try:
+            record, taken_over = runlock.claim(
+                GitHubSyncRun,
+                LOCK_NAME,
+                stale_after=timedelta(seconds=settings.AGIRA_GITHUB_STALE_SECONDS),
+                failed_status=GitHubRunStatus.FAILED,
+                options=options,
+            )
+        except runlock.RunLocked as exc:
+            message = f"Another GitHub sync is running: {exc}"
+            logger.warning(message)
+            return RunReport(EXIT_LOCKED, GitHubRunStatus.FAILED, message)
+        if taken_over:
+            logger.warning("GitHub sync: %s", taken_over)
+    api = GitHubAPI(config)
+    worker = Worker(api, record, batch_size=batch_size or config.batch_size, dry_run=dry_run)
+    try:
+        if dry_run:
+            with transaction.atomic():
+                worker.work(repository)
+                transaction.set_rollback(True)
+        else:
+            worker.work(repository)
+    except Exception as exc:  # a bug, or the database: record it, then let it surface
+        worker.finish(GitHubRunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        api.close()
+    return worker.report
+
+
+class Worker:
+    def __init__(
+        self, api: GitHubAPI, record: GitHubSyncRun | None, *, batch_size: int, dry_run: bool
+    ):
+        self.api = api
+        self.record = record
+        self.batch_size = max(1, batch_size)
+        self.dry_run = dry_run
+        self.counts: Counter = Counter()
+        self.errors: list[str] = []
+        self.report = RunReport(EXIT_OK, GitHubRunStatus.IN_PROGRESS, dry_run=dry_run)
+        self._beat = time.monotonic()
+        self._targets = [t.name for t in active_targets()]
+
+    # -- the run ------------------------------------------------------------------
+    def work(self, repository: str | None) -> None:
+        prefix = "[dry run] " if self.dry_run else ""
+        logger.info("%sGitHub sync started%s", prefix, f" for {repository}" if repository else "")
+        try:
+            self.scan(repository)
+            self.process_due(repository)
+        except StopRun as stop:
+            failure = stop.failure
+            if failure.kind == RATE_LIMITED:
+                self.report.next_run_after = failure.retry_at
+                when = (
+                    f"; run again after {failure.retry_at:%Y-%m-%d %H:%M:%S} UTC"
+                    if failure.retry_at
+                    else ""
+                )
+                self.finish(GitHubRunStatus.RATE_LIMITED, f"Stopped by GitHub's rate limit{when}.")
+            else:
+                self.finish(GitHubRunStatus.FAILED, f"Stopped: {failure.message}.")
+            return
+        failed = self.counts["failed"] + self.counts["backoff"]
+        self.finish(
+            GitHubRunStatus.PARTIAL if failed else GitHubRunStatus.COMPLETED,
+            f"{failed} mapping(s) failed or will be retried." if failed else "",
+        )
+
+    def finish(self, status: str, message: str) -> None:
+        remaining, _reset = self.api.rate_limit
+        exit_code = {
+            GitHubRunStatus.COMPLETED: EXIT_OK,
+            GitHubRunStatus.PARTIAL: EXIT_FAILED,
+            GitHubRunStatus.RATE_LIMITED: EXIT_RATE_LIMITED,
+        }.get(status, EXIT_UNAVAILABLE)
+        self.report.__dict__.update(
+            exit_code=exit_code,
+            status=status,
+            message=message,
+            counts=self.counts,
+            errors=self.errors,
+            requests=self.api.requests,
+            rate_limit_remaining=remaining,
+            run_id=self.record.pk if self.record else None,
+        )
+        log = logger.info if status == GitHubRunStatus.COMPLETED else logger.warning
+        log(
+            "GitHub sync %s: %s requests, %s%s",
+            status,
+            self.api.requests,
+            dict(self.counts) or "nothing to do",
+            f" ({message})" if message else "",
+        )
+        if self.record is None:
+            return
+        GitHubSyncRun.objects.filter(pk=self.record.pk).update(
+            lock=None,
+            status=status,
+            error=message[:4000],
+            counts=dict(self.counts),
+            errors=self.errors[:MAX_ERRORS_KEPT],
+            requests=self.api.requests,
+            rate_limit_remaining=remaining,
+            rate_limit_reset=_reset,
+            next_run_after=self.report.next_run_after,
+            finished_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+        )
+
+    def heartbeat(self) -> None:
+        if self.record is not None and time.monotonic() - self._beat > HEARTBEAT_EVERY:
+            self._beat = time.monotonic()
+            runlock.heartbeat(self.record, counts=dict(self.counts), requests=self.api.requests)
+
+    def error(self, subject: str, failure: Failure) -> None:
+        line = f"{subject}: {failure.message}"
+        self.errors.append(line)
+        logger.warning("GitHub sync: %s", line)
+
+    # -- phase 1: which issues changed? -----------------------------------------------
+    def scan(self, only: str | None) -> None:
+        mappings = ExternalIssueMapping.objects.filter(provider=ExternalProvider.GITHUB)
+        if only:
+            mappings = mappings.filter(repository=only)
+        names = sorted(set(mappings.values_list("repository", flat=True)))
+        for name in names:
+            self.heartbeat()
+            self.scan_repository(name)
+
+    def scan_repository(self, name: str) -> None:
+        state = GitHubRepository.objects.filter(full_name=name).first() or GitHubRepository(
+            full_name=name
+        )
+        since = state.checkpoint
+        if since is None:
+            # First listing: everything is pending already; only later changes matter.
+            first_link = (
+                ExternalIssueMapping.objects.filter(repository=name).order_by("created_at").first()
+            )
+            since = (first_link.created_at if first_link else timezone.now()) - timedelta(days=1)
+        try:
+            listing = self.api.list_updated(name, since=since, etag=state.etag)
+        except Exception as exc:
+            failure = classify(exc)
+            if failure.kind in (RATE_LIMITED, UNAUTHORIZED) or _unreachable(exc):
+                raise StopRun(failure) from exc
+            self.error(f"listing {name}", failure)
+            self.counts["repositories_failed"] += 1
+            GitHubRepository.objects.filter(full_name=name).update(last_error=failure.message)
+            return
+        self.counts["repositories"] += 1
+        if listing.not_modified:
+            self.counts["repositories_unchanged"] += 1
+            logger.debug("%s: not modified", name)
+            return
+        latest: dict[int, datetime] = {}
+        current_name = name
+        for issue in listing.issues:
+            updated = _parse_time(issue.get("updated_at"))
+            if updated is not None:
+                latest[int(issue["number"])] = updated
+            current_name = _repository_from_url(issue.get("repository_url")) or current_name
+        queued = self.queue_changed(name, latest)
+        logger.info("%s: %s updated on GitHub, %s link(s) queued", name, len(latest), queued)
+        state.etag = listing.etag
+        state.checkpoint = max(latest.values(), default=state.checkpoint or since)
+        state.last_checked_at = timezone.now()
+        state.last_error = ""
+        state.save()
+        if current_name.lower() != name.lower():
+            self.follow_rename(state, name, current_name)
+
+    def queue_changed(self, name: str, latest: dict[int, datetime]) -> int:
+        """Queue the mappings whose issue GitHub updated after we last saw it."""
+        queued = []
+        candidates = ExternalIssueMapping.objects.filter(repository=name, number__in=list(latest))
+        for pk, number, seen, state in candidates.values_list(
+            "pk", "number", "external_updated_at", "sync_state"
+        ):
+            if seen is not None and seen >= latest[number]:
+                continue
+            # Backing-off links keep their schedule; failed ones come back when listed.
+            if state in (MappingSyncState.OK, MappingSyncState.FAILED):
+                queued.append(pk)
+        if queued:
+            ExternalIssueMapping.objects.filter(pk__in=queued).update(
+                sync_state=MappingSyncState.PENDING, sync_attempts=0, next_attempt_at=None
+            )
+        self.counts["queued"] += len(queued)
+        return len(queued)
+
+    def follow_rename(self, state: GitHubRepository, old: str, new: str) -> None:
+        """GitHub answered for `old` with `new` (a 301 followed): record and move the links."""
+        logger.warning("Repository %s is now %s: links moved", old, new)
+        self.counts["repositories_renamed"] += 1
+        existing = GitHubRepository.objects.filter(full_name=new).exclude(pk=state.pk).first()
+        if existing is not None:
+            existing.previous_names = sorted({*existing.previous_names, old})
+            existing.save(update_fields=["previous_names"])
+            state.delete()
+        else:
+            state.previous_names = sorted({*state.previous_names, old})
+            state.full_name = new
+            state.save(update_fields=["full_name", "previous_names"])
+        moved = ExternalIssueMapping.objects.filter(repository=old)
+        pks = list(moved.values_list("pk", flat=True))
+        moved.update(repository=new)
+        mark_for_sync(ExternalIssueMapping.objects.filter(pk__in=pks))  # external keys changed
+
+    # -- phase 2: the queued mappings ---------------------------------------------------
+    def due(self, only: str | None):
+        now = timezone.now()
+        qs = ExternalIssueMapping.objects.filter(provider=ExternalProvider.GITHUB).filter(
+            Q(sync_state=MappingSyncState.PENDING)
+            | Q(sync_state=MappingSyncState.BACKOFF, next_attempt_at__lte=now)
+        )
+        if only:
+            qs = qs.filter(repository=only)
+        return qs.order_by(F("next_attempt_at").asc(nulls_first=True), "pk")
+
+    def process_due(self, only: str | None) -> None:
+        due = self.due(only)
+        batch = list(due.select_related("item__project")[: self.batch_size])
+        waiting = due.count() - len(batch)
+        if waiting > 0:
+            self.counts["deferred"] += waiting
+            logger.info(
+                "%s more link(s) wait for the next run (--batch-size %s)", waiting, self.batch_size
+            )
+        for mapping in batch:
+            self.heartbeat()
+            self.counts["mappings"] += 1
+            try:
+                if mapping.kind == ExternalKind.PR:
+                    self.sync_pull_mapping(mapping)
+                else:
+                    self.sync_issue_mapping(mapping)
+            except StopRun:
+                raise
+            except Exception as exc:
+                self.fail(mapping, exc)
+
+    def fail(self, mapping: ExternalIssueMapping, exc: Exception) -> None:
+        failure = classify(exc)  # re-raises what is not GitHub's (a bug)
+        if failure.kind == RATE_LIMITED or _unreachable(exc):
+            raise StopRun(failure) from exc
+        now = timezone.now()
+        values = {"sync_error": failure.message, "last_synced_at": now}
+        if failure.kind == TRANSIENT:
+            attempts = mapping.sync_attempts + 1
+            if attempts >= settings.AGIRA_GITHUB_MAX_ATTEMPTS:
+                values.update(
+                    sync_state=MappingSyncState.FAILED,
+                    sync_attempts=attempts,
+                    next_attempt_at=None,
+                    sync_error=f"gave up after {attempts} attempts: {failure.message}",
+                )
+                self.counts["failed"] += 1
+            else:
+                delay = backoff_delay(
+                    attempts,
+                    base=settings.AGIRA_GITHUB_BACKOFF_SECONDS,
+                    cap=settings.AGIRA_GITHUB_BACKOFF_MAX_SECONDS,
+                )
+                values.update(
+                    sync_state=MappingSyncState.BACKOFF,
+                    sync_attempts=attempts,
+                    next_attempt_at=now + delay,
+                )
+                self.counts["backoff"] += 1
+        else:
+            values.update(sync_state=MappingSyncState.FAILED, next_attempt_at=None)
+            self.counts["failed"] += 1
+        # Bookkeeping only: the document does not change, so no signal and no outbox row.
+        ExternalIssueMapping.objects.filter(pk=mapping.pk).update(**values)
+        self.error(str(mapping), Failure(failure.kind, values["sync_error"], failure.status))
+        if failure.kind == UNAUTHORIZED:
+            raise StopRun(failure)
+
+    def sync_issue_mapping(self, mapping: ExternalIssueMapping) -> None:
+        issue = self.api.issue(mapping.repository, mapping.number)
+        raw = issue.raw_data
+        if raw.get("pull_request"):
+            logger.info("%s is a pull request: linked as one", mapping)
+            mapping.kind = ExternalKind.PR
+            return self.sync_pull_mapping(mapping)
+        timeline = self.api.timeline(issue)
+        linked, closing = self.linked_pulls(mapping.repository, raw, timeline)
+        pulls = [self.fetch_linked(mapping.item, ref, closes=ref in closing) for ref in linked]
+        with transaction.atomic():
+            item = Item.objects.select_for_update().get(pk=mapping.item_id)
+            self.apply_issue(mapping, item, raw)
+            for data in pulls:
+                if data is not None:
+                    self.store_pull(item, data)
+
+    def apply_issue(self, mapping: ExternalIssueMapping, item: Item, raw: dict) -> None:
+        state, reason = raw.get("state") or "", raw.get("state_reason") or ""
+        was_state = mapping.state
+        status_changed = (mapping.state, mapping.state_reason) != (state, reason)
+        if status_changed or not self.in_index(mapping):
+            _copy_content(mapping, raw)
+            self.counts["documents_refreshed"] += 1
+        mapping.state, mapping.state_reason = state, reason
+        _copy_bookkeeping(mapping, raw)
+
+        testing = ItemStatus.rank(ItemStatus.TESTING)
+        at_or_past_testing = ItemStatus.rank(item.status) >= testing
+        if state == "closed" and reason in COMPLETED_REASONS:
+            mapping.attention = MappingAttention.NONE
+            if not at_or_past_testing:
+                logger.info("%s closed: item #%s %s → Testing", mapping, item.pk, item.status)
+                item.status = ItemStatus.TESTING
+                item.save(update_fields=["status", "updated_at"])
+                self.counts["items_moved"] += 1
+            else:
+                logger.info("%s closed: item #%s stays %s", mapping, item.pk, item.status)
+        elif state == "closed":
+            mapping.attention = LEFT_ALONE_REASONS.get(reason, MappingAttention.NONE)
+            logger.info("%s closed as %s: item #%s left %s", mapping, reason, item.pk, item.status)
+            self.counts["left_alone"] += 1
+        elif state == "open" and (was_state == "closed" or reason == "reopened"):
+            if at_or_past_testing:
+                mapping.attention = MappingAttention.REOPENED
+                logger.warning("%s reopened: item #%s (%s) flagged", mapping, item.pk, item.status)
+                self.counts["flagged_reopened"] += 1
+            else:
+                mapping.attention = MappingAttention.NONE
+        elif state == "open":
+            mapping.attention = MappingAttention.NONE
+        mapping.save()
+        self.counts["issues_synced"] += 1
+
+    # -- pull requests ----------------------------------------------------------------
+    def linked_pulls(
+        self, repository: str, issue: dict, timeline: list
+    ) -> tuple[list[PullRef], set[PullRef]]:
+        """The pull requests an issue's timeline links, and those that closed it."""
+        linked: list[PullRef] = []
+        closing_commit = None
+        for event in timeline:
+            data = event.raw_data
+            if data.get("event") == "cross-referenced":
+                source = (data.get("source") or {}).get("issue") or {}
+                if source.get("pull_request"):
+                    repo = (source.get("repository") or {}).get(
+                        "full_name"
+                    ) or _repository_from_url(source.get("repository_url"))
+                    linked.append(PullRef(repo or repository, int(source["number"])))
+            elif data.get("event") == "closed":
+                closing_commit = data.get("commit_id")
+            elif data.get("event") == "reopened":
+                closing_commit = None
+        closing: set[PullRef] = set()
+        if issue.get("state") == "closed" and closing_commit:
+            closing = set(self.api.commit_pulls(repository, closing_commit))
+        for ref in closing:
+            if ref not in linked:
+                linked.append(ref)
+        return list(dict.fromkeys(linked)), closing
+
+    def fetch_linked(self, item: Item, ref: PullRef, *, closes: bool) -> PullData | None:
+        """A linked pull request, or None if it cannot be read (noted in the run's errors)."""
+        existing = ExternalIssueMapping.objects.filter(
+            item=item, repository=ref.repository, number=ref.number
+        ).first()
+        try:
+            return self.fetch_pull(existing, ref, closes=closes)
+        except Exception as exc:
+            failure = classify(exc)
+            if failure.kind in (RATE_LIMITED, UNAUTHORIZED) or _unreachable(exc):
+                raise StopRun(failure) from exc
+            if failure.kind == TRANSIENT:
+                raise  # the issue's mapping backs off and tries again
+            self.error(f"{ref.repository}!{ref.number} (linked to item #{item.pk})", failure)
+            return None
+
+    def fetch_pull(
+        self, existing: ExternalIssueMapping | None, ref: PullRef, *, closes: bool
+    ) -> PullData:
+        pull = self.api.pull(ref.repository, ref.number)
+        raw = pull.raw_data
+        known = existing is not None and existing.kind == ExternalKind.PR
+        changed = not known or (existing.state, existing.merged) != (
+            raw.get("state"),
+            bool(raw.get("merged")),
+        )
+        data = PullData(existing, ref, raw, closes)
+        if changed or not self.in_index(existing):
+            files, more_files = self.api.pull_files(pull, settings.AGIRA_GITHUB_MAX_FILES)
+            messages, more_commits = self.api.pull_commit_messages(
+                pull, settings.AGIRA_GITHUB_MAX_COMMITS
+            )
+            data.files = _capped(files, more_files, "files")
+            data.commits = _capped([_cap_message(m) for m in messages], more_commits, "commits")
+        return data
+
+    def store_pull(self, item: Item, data: PullData) -> None:
+        existing, ref, raw = data.existing, data.ref, data.raw
+        mapping = existing or ExternalIssueMapping(
+            item=item,
+            provider=ExternalProvider.GITHUB,
+            repository=ref.repository,
+            number=ref.number,
+            kind=ExternalKind.PR,
+        )
+        before = _pull_fields(mapping) if existing is not None else None
+        if data.files is not None:
+            _copy_content(mapping, raw)
+            mapping.changed_files = data.files
+            mapping.commit_messages = data.commits
+        mapping.kind = ExternalKind.PR
+        mapping.state = raw.get("state") or ""
+        mapping.merged = bool(raw.get("merged"))
+        mapping.closes_issue = data.closes
+        if data.files is None and _pull_fields(mapping) == before:
+            return  # nothing changed: no write, no index traffic
+        _copy_bookkeeping(mapping, raw)
+        mapping.save()
+        self.counts["prs_linked" if existing is None else "prs_updated"] += 1
+        logger.info(
+            "%s %s on item #%s (%s%s%s)",
+            mapping,
+            "linked" if existing is None else "updated",
+            item.pk,
+            mapping.state,
+            ", merged" if mapping.merged else "",
+            ", closed the issue" if mapping.closes_issue else "",
+        )
+
+    def sync_pull_mapping(self, mapping: ExternalIssueMapping) -> None:
+        """A pull request GitHub listed as updated (or one linked by hand)."""
+        ref = PullRef(mapping.repository, mapping.number)
+        data = self.fetch_pull(mapping, ref, closes=mapping.closes_issue)
+        with transaction.atomic():
+            self.store_pull(mapping.item, data)
+            # An unchanged pull request is not saved; its queue entry is cleared regardless.
+            ExternalIssueMapping.objects.filter(pk=mapping.pk).update(
+                sync_state=MappingSyncState.OK,
+                sync_error="",
+                sync_attempts=0,
+                next_attempt_at=None,
+                external_updated_at=_parse_time(data.raw.get("updated_at")),
+                last_synced_at=timezone.now(),
+            )
+
+    # -- helpers ---------------------------------------------------------------------------
+    def in_index(self, mapping: ExternalIssueMapping | None) -> bool:
+        """Whether every active target holds the mapping's document (as far as Agira knows)."""
+        if mapping is None or mapping.pk is None:
+            return False
+        if not self._targets:
+            return True  # no index: nothing to create
+        object_type = "github_pr" if mapping.kind == ExternalKind.PR else "github_issue"
+        held = SyncRecord.objects.filter(
+            object_type=object_type,
+            object_id=str(mapping.pk),
+            target__in=self._targets,
+            state=SyncState.SYNCED,
+        ).count()
+        return held == len(self._targets)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """GitHub cannot be reached at all: stop rather than fail every link."""
+    return isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout)
+
+
+def _parse_time(value) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = parse_datetime(str(value))
+    return parsed.replace(tzinfo=UTC) if parsed and parsed.tzinfo is None else parsed
+
+
+def _repository_from_url(url: str | None) -> str:
+    """`owner/name` from an API URL such as https://api.github.com/repos/owner/name."""
+    if not url or "/repos/" not in url:
+        return ""
+    parts = url.split("/repos/", 1)[1].split("/")
+    return "/".join(parts[:2]) if len(parts) >= 2 else ""
+
+
+def _copy_content(mapping: ExternalIssueMapping, raw: dict) -> None:
+    mapping.title = (raw.get("title") or "")[:500]
+    mapping.body = raw.get("body") or ""
+    mapping.labels = [
+        label.get("name", "") if isinstance(label, dict) else str(label)
+        for label in raw.get("labels") or []
+    ]
+    mapping.url = (raw.get("html_url") or mapping.url)[:500]
+    mapping.external_created_at = _parse_time(raw.get("created_at"))
+    mapping.closed_at = _parse_time(raw.get("closed_at"))
+
+
+def _copy_bookkeeping(mapping: ExternalIssueMapping, raw: dict) -> None:
+    mapping.external_id = raw.get("id") or mapping.external_id
+    mapping.external_updated_at = _parse_time(raw.get("updated_at"))
+    mapping.last_synced_at = timezone.now()
+    mapping.sync_state = MappingSyncState.OK
+    mapping.sync_error = ""
+    mapping.sync_attempts = 0
+    mapping.next_attempt_at = None
+
+
+def _pull_fields(mapping: ExternalIssueMapping) -> tuple:
+    return (mapping.state, mapping.merged, mapping.closes_issue, mapping.kind)
+
+
+def _capped(values: list[str], more: bool, noun: str) -> list[str]:
+    return [*values, f"[more {noun} not listed]"] if more else list(values)
+
+
+def _cap_message(message: str) -> str:
+    if len(message) <= MAX_COMMIT_MESSAGE:
+        return message
+    cut = message[:MAX_COMMIT_MESSAGE]
+    return f"{cut} [truncated: {MAX_COMMIT_MESSAGE:,} of {len(message):,} characters]"
