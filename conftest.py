@@ -1,7 +1,10 @@
 import pytest
 from django.db import connection
 
-pytest_plugins = ["core.testing.weaviate_server.pytest_plugin"]
+pytest_plugins = [
+    "core.testing.weaviate_server.pytest_plugin",
+    "core.testing.github_server.pytest_plugin",
+]
 
 
 def pytest_collection_modifyitems(config, items):

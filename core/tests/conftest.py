@@ -81,3 +81,19 @@ def sync(request, settings, transactional_db, weaviate_server):
     embedded = harness.QdrantHarness(settings.AGIRA_QDRANT_PATH)
     yield embedded
     embedded.up()
+
+
+@pytest.fixture
+def github(github_server, settings, weaviate_sync):
+    """The GitHub-shaped test server configured in the admin, with one repository;
+    Weaviate (the in-process server) as the index."""
+    from core.tests.github_helpers import REPO, configure_github
+
+    configure_github(github_server, settings)
+    github_server.add_repo(REPO)
+    return github_server
+
+
+@pytest.fixture
+def index(weaviate_sync):
+    return harness.WeaviateHarness(weaviate_sync)

@@ -203,6 +203,7 @@ class GitHubAPI:
             retry=retry,
             user_agent="Agira",
             seconds_between_requests=settings.AGIRA_GITHUB_SECONDS_BETWEEN_REQUESTS,
+            lazy=True,  # a repository or issue object costs no request until it is read
         )
 
     def close(self) -> None:
@@ -219,12 +220,22 @@ class GitHubAPI:
         )
 
     # One repository's issues updated since a moment, newest first.
-    def list_updated(self, repository: str, *, since: datetime | None, etag: str) -> Listing:
+    def repository(self, full_name: str) -> dict:
+        """The repository's JSON (its numeric id, and its current name if it moved)."""
+        self.requests += 1
+        _headers, data = self.gh.requester.requestJsonAndCheck("GET", f"/repos/{full_name}")
+        return data or {}
+
+    def list_updated(self, repository_id: int, *, since: datetime | None, etag: str) -> Listing:
+        """Issues and PRs updated at or after `since`, newest first (all pages, or the
+        first only when there is no `since`); `not_modified` if the ETag still matches."""
         parameters = {"state": "all", "sort": "updated", "direction": "desc", "per_page": PER_PAGE}
         if since is not None:
             parameters["since"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         headers = {"If-None-Match": etag} if etag else {}
-        url = f"/repos/{repository}/issues"
+        # By id: a renamed or transferred repository answers here without a redirect
+        # (PyGithub follows a 301 without the query string).
+        url = f"/repositories/{repository_id}/issues"
         self.requests += 1
         status, response_headers, body = self.gh.requester.requestJson(
             "GET", url, parameters=parameters, headers=headers
@@ -237,21 +248,21 @@ class GitHubAPI:
                 raise self.gh.requester.createException(status, response_headers, _json(body))
             listing.issues.extend(_json(body) or [])
             next_url = _next_link(_header(response_headers, "link"))
-            if not next_url:
+            if not next_url or since is None:
                 return listing
             self.requests += 1
             status, response_headers, body = self.gh.requester.requestJson("GET", next_url)
 
     def issue(self, repository: str, number: int):
         self.requests += 1
-        return self.gh.get_repo(repository, lazy=True).get_issue(number)
+        return self.gh.get_repo(repository).get_issue(number)
 
     def timeline(self, issue) -> list:
         return self._collect(issue.get_timeline())
 
     def pull(self, repository: str, number: int):
         self.requests += 1
-        return self.gh.get_repo(repository, lazy=True).get_pull(number)
+        return self.gh.get_repo(repository).get_pull(number)
 
     def pull_files(self, pull, limit: int) -> tuple[list[str], bool]:
         files = self._collect(pull.get_files(), limit=limit + 1)

@@ -7,8 +7,10 @@ A run has two phases.
    the stored ETag. An unchanged repository answers 304: one request, not
    counted against the rate limit, nothing written. Otherwise the mappings
    whose issue (or pull request) was updated after what we last saw are
-   queued (`sync_state=pending`), the checkpoint moves to the newest update
-   seen, and the ETag is stored. New links are pending from the start.
+   queued (`sync_state=pending`) and the new ETag is stored. The checkpoint
+   (an update time in GitHub's clock) moves on only when the listing since it
+   outgrows half a page, so the URL, and with it the 304, stays the same from
+   run to run. New links are pending from the start.
 2. **Look at the queued ones**, at most `batch_size` per run, oldest first
    (the rest wait for the next run). Per mapping: the issue, its timeline
    (cross-referenced pull requests, in this or another repository; the commit
@@ -95,6 +97,9 @@ EXIT_OK, EXIT_FAILED, EXIT_LOCKED, EXIT_UNAVAILABLE, EXIT_RATE_LIMITED = 0, 1, 2
 LOCK_NAME = "github"
 HEARTBEAT_EVERY = 5.0
 MAX_COMMIT_MESSAGE = 1_000
+# The checkpoint stays put while the listing since it fits in half a page, so that an
+# unchanged repository keeps answering 304 to the very same URL.
+ADVANCE_AFTER = 50
 MAX_ERRORS_KEPT = 50
 COMPLETED_REASONS = ("completed", "")
 LEFT_ALONE_REASONS = {
@@ -145,7 +150,10 @@ def run(
     config: GitHubSettings | None = None,
 ) -> RunReport:
     """One run; never raises for GitHub's errors (they are in the report)."""
-    config = config or github_settings()
+    try:
+        config = config or github_settings()
+    except ValueError as exc:  # an AGIRA_GITHUB_* variable that does not parse
+        return RunReport(EXIT_UNAVAILABLE, GitHubRunStatus.FAILED, str(exc), dry_run=dry_run)
     if problem := config.problem:
         logger.error("GitHub sync cannot run: %s", problem)
         return RunReport(EXIT_UNAVAILABLE, GitHubRunStatus.FAILED, problem, dry_run=dry_run)
@@ -288,15 +296,23 @@ class Worker:
         state = GitHubRepository.objects.filter(full_name=name).first() or GitHubRepository(
             full_name=name
         )
-        since = state.checkpoint
-        if since is None:
-            # First listing: everything is pending already; only later changes matter.
-            first_link = (
-                ExternalIssueMapping.objects.filter(repository=name).order_by("created_at").first()
-            )
-            since = (first_link.created_at if first_link else timezone.now()) - timedelta(days=1)
         try:
-            listing = self.api.list_updated(name, since=since, etag=state.etag)
+            if state.github_id is None:
+                # First sight: the repository's id, so that listings never depend on
+                # its name; then the newest update becomes the checkpoint (GitHub's
+                # clock, not ours) and the listing since it gives the ETag the next
+                # runs send. The repository's links are pending anyway.
+                found = self.api.repository(name)
+                state.github_id = found["id"]
+                if found.get("full_name") and found["full_name"].lower() != name.lower():
+                    state = self.follow_rename(state, name, found["full_name"])
+                    name = state.full_name
+            listing = self.api.list_updated(
+                state.github_id, since=state.checkpoint, etag=state.etag
+            )
+            if not listing.not_modified and state.checkpoint is None and listing.issues:
+                state.checkpoint = _newest(listing.issues)
+                listing = self.api.list_updated(state.github_id, since=state.checkpoint, etag="")
         except Exception as exc:
             failure = classify(exc)
             if failure.kind in (RATE_LIMITED, UNAUTHORIZED) or _unreachable(exc):
@@ -317,15 +333,27 @@ class Worker:
             if updated is not None:
                 latest[int(issue["number"])] = updated
             current_name = _repository_from_url(issue.get("repository_url")) or current_name
+        if current_name.lower() != name.lower():
+            state = self.follow_rename(state, name, current_name)
+            name = state.full_name
         queued = self.queue_changed(name, latest)
         logger.info("%s: %s updated on GitHub, %s link(s) queued", name, len(latest), queued)
         state.etag = listing.etag
-        state.checkpoint = max(latest.values(), default=state.checkpoint or since)
+        newest = _newest(listing.issues)
+        if len(latest) > ADVANCE_AFTER and newest and newest != state.checkpoint:
+            # The listing since the checkpoint outgrew half a page: move it on, and ask
+            # once for the new URL's ETag, so the next unchanged run is a 304 again.
+            state.checkpoint = newest
+            try:
+                state.etag = self.api.list_updated(state.github_id, since=newest, etag="").etag
+            except Exception as exc:
+                failure = classify(exc)
+                if failure.kind in (RATE_LIMITED, UNAUTHORIZED) or _unreachable(exc):
+                    raise StopRun(failure) from exc
+                state.etag = ""  # the next run lists again, without an ETag
         state.last_checked_at = timezone.now()
         state.last_error = ""
         state.save()
-        if current_name.lower() != name.lower():
-            self.follow_rename(state, name, current_name)
 
     def queue_changed(self, name: str, latest: dict[int, datetime]) -> int:
         """Queue the mappings whose issue GitHub updated after we last saw it."""
@@ -346,23 +374,23 @@ class Worker:
         self.counts["queued"] += len(queued)
         return len(queued)
 
-    def follow_rename(self, state: GitHubRepository, old: str, new: str) -> None:
-        """GitHub answered for `old` with `new` (a 301 followed): record and move the links."""
+    def follow_rename(self, state: GitHubRepository, old: str, new: str) -> GitHubRepository:
+        """GitHub knows `old` as `new` now (renamed or transferred): record it and move
+        the links. Returns the repository's state under its new name (not yet saved)."""
         logger.warning("Repository %s is now %s: links moved", old, new)
         self.counts["repositories_renamed"] += 1
         existing = GitHubRepository.objects.filter(full_name=new).exclude(pk=state.pk).first()
-        if existing is not None:
-            existing.previous_names = sorted({*existing.previous_names, old})
-            existing.save(update_fields=["previous_names"])
-            state.delete()
-        else:
-            state.previous_names = sorted({*state.previous_names, old})
-            state.full_name = new
-            state.save(update_fields=["full_name", "previous_names"])
+        if existing is not None:  # both names were tracked: keep one
+            if state.pk:
+                state.delete()
+            state = existing
+        state.previous_names = sorted({*state.previous_names, old})
+        state.full_name = new
         moved = ExternalIssueMapping.objects.filter(repository=old)
         pks = list(moved.values_list("pk", flat=True))
         moved.update(repository=new)
         mark_for_sync(ExternalIssueMapping.objects.filter(pk__in=pks))  # external keys changed
+        return state
 
     # -- phase 2: the queued mappings ---------------------------------------------------
     def due(self, only: str | None):
@@ -505,16 +533,31 @@ class Worker:
                     ) or _repository_from_url(source.get("repository_url"))
                     linked.append(PullRef(repo or repository, int(source["number"])))
             elif data.get("event") == "closed":
-                closing_commit = data.get("commit_id")
+                commit = data.get("commit_id")
+                commit_repo = _repository_from_url(data.get("commit_url")) or repository
+                closing_commit = (commit_repo, commit) if commit else None
             elif data.get("event") == "reopened":
                 closing_commit = None
         closing: set[PullRef] = set()
         if issue.get("state") == "closed" and closing_commit:
-            closing = set(self.api.commit_pulls(repository, closing_commit))
+            closing = set(self.closing_pulls(*closing_commit))
         for ref in closing:
             if ref not in linked:
                 linked.append(ref)
         return list(dict.fromkeys(linked)), closing
+
+    def closing_pulls(self, repository: str, sha: str) -> list[PullRef]:
+        """The pull requests of the commit that closed an issue ([] if GitHub cannot say)."""
+        try:
+            return self.api.commit_pulls(repository, sha)
+        except Exception as exc:
+            failure = classify(exc)
+            if failure.kind in (RATE_LIMITED, UNAUTHORIZED) or _unreachable(exc):
+                raise StopRun(failure) from exc
+            if failure.kind == TRANSIENT:
+                raise
+            self.error(f"pull requests of commit {sha[:12]} in {repository}", failure)
+            return []
 
     def fetch_linked(self, item: Item, ref: PullRef, *, closes: bool) -> PullData | None:
         """A linked pull request, or None if it cannot be read (noted in the run's errors)."""
@@ -621,6 +664,10 @@ class Worker:
 def _unreachable(exc: BaseException) -> bool:
     """GitHub cannot be reached at all: stop rather than fail every link."""
     return isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout)
+
+
+def _newest(issues: list[dict]) -> datetime | None:
+    return max(filter(None, (_parse_time(i.get("updated_at")) for i in issues)), default=None)
 
 
 def _parse_time(value) -> datetime | None:

@@ -107,3 +107,36 @@ def test_the_chart_draws_the_pending_count_of_the_last_hour(staff, weaviate_sync
 def test_polling_stops_when_the_tab_is_hidden(staff):
     html = staff.get(URL).content.decode()
     assert "every 5s [document.visibilityState === 'visible']" in html
+
+
+def test_the_github_worker_runs_and_failed_links_are_shown_and_retried(staff, github):
+    from core.models import ExternalIssueMapping, MappingSyncState
+    from core.services.github import worker
+    from core.tests.github_helpers import REPO, link
+
+    closed = github.add_issue(REPO)
+    github.close_issue(REPO, closed)
+    deleted = github.add_issue(REPO)
+    github.delete_issue(REPO, deleted, status=410)
+    link(closed)
+    broken = link(deleted)
+    report = worker.run()
+
+    page = staff.get(URL).content.decode()
+    assert f'data-github-run="{report.run_id}" data-run-status="partial"' in page
+    assert f'data-failed-link="{broken.pk}"' in page
+    assert "deleted on GitHub (410)" in page
+    assert 'data-github-state="on"' in page
+
+    response = staff.post(reverse("core:sync-github-retry"))
+    assert response.status_code == 302
+    broken.refresh_from_db()
+    assert broken.sync_state == MappingSyncState.PENDING
+    assert ExternalIssueMapping.objects.filter(sync_state=MappingSyncState.FAILED).count() == 0
+
+
+def test_the_github_section_says_why_the_worker_does_not_run(staff):
+    page = staff.get(URL).content.decode()
+    assert 'data-github-state="off"' in page
+    assert "The GitHub worker is disabled" in page
+    assert "data-no-github-runs" in page

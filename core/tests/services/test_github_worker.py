@@ -1,0 +1,459 @@
+"""The GitHub worker against a local server that answers like GitHub's REST API,
+through the real PyGithub; documents land in the in-process Weaviate-compatible
+server through the sync engine."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from core.models import (
+    ExternalIssueMapping,
+    ExternalKind,
+    GitHubConfiguration,
+    GitHubRepository,
+    GitHubRunStatus,
+    GitHubSyncRun,
+    ItemStatus,
+    MappingAttention,
+    MappingSyncState,
+)
+from core.services.github import worker
+from core.tests.github_helpers import ISSUE_PATH, REPO, TOKEN, link
+
+
+def closed_issue_with_merged_pr(server, *, repo=REPO):
+    issue = server.add_issue(repo, title="Crash on save", body="Steps: click save.", labels=["bug"])
+    pr = server.add_pull(
+        repo,
+        title="Fix the crash on save",
+        body=f"Fixes #{issue}",
+        merged=True,
+        files=["core/save.py", "core/tests/test_save.py"],
+        commits=["Guard against an empty title", "Test the empty title"],
+        merge_commit_sha="a1b2c3d4",
+    )
+    server.cross_reference(issue=(repo, issue), pr=(repo, pr))
+    server.add_commit(repo, "a1b2c3d4", pulls=[pr])
+    server.close_issue(repo, issue, state_reason="completed", commit_id="a1b2c3d4")
+    return issue, pr
+
+
+def test_closed_completed_moves_the_item_to_testing_links_the_pr_and_indexes_both(github, index):
+    issue, pr = closed_issue_with_merged_pr(github)
+    mapping = link(issue)
+
+    report = worker.run()
+
+    assert (report.exit_code, report.status) == (worker.EXIT_OK, GitHubRunStatus.COMPLETED)
+    mapping.refresh_from_db()
+    assert mapping.item.status == ItemStatus.TESTING
+    assert (mapping.state, mapping.state_reason, mapping.sync_state) == (
+        "closed",
+        "completed",
+        "ok",
+    )
+    assert mapping.labels == ["bug"]
+    assert mapping.body == "Steps: click save."
+    pull = ExternalIssueMapping.objects.get(item=mapping.item, kind=ExternalKind.PR)
+    assert (pull.repository, pull.number, pull.state, pull.merged, pull.closes_issue) == (
+        REPO,
+        pr,
+        "closed",
+        True,
+        True,
+    )
+    assert pull.title == "Fix the crash on save"
+    assert pull.url.endswith(f"/pull/{pr}")
+
+    issue_doc = index.get("github_issue", mapping.pk)
+    assert issue_doc is not None
+    assert issue_doc["title"] == "Crash on save"
+    assert "Steps: click save." in issue_doc["text"]
+    assert issue_doc["status"] == "closed"
+    pr_doc = index.get("github_pr", pull.pk)
+    assert "core/save.py" in pr_doc["text"]
+    assert "Guard against an empty title" in pr_doc["text"]
+    assert "Fixes #" in pr_doc["text"]
+    assert index.get("item", mapping.item_id)["status"] == ItemStatus.TESTING
+
+    run = GitHubSyncRun.objects.get(pk=report.run_id)
+    assert run.status == GitHubRunStatus.COMPLETED
+    assert run.lock is None
+    assert run.counts["items_moved"] == 1
+    assert run.counts["prs_linked"] == 1
+    assert run.requests == github.request_count()
+
+
+def test_not_planned_and_duplicate_leave_the_item_alone_and_say_why(github):
+    not_planned = github.add_issue(REPO, title="Wish")
+    duplicate = github.add_issue(REPO, title="Same again")
+    github.close_issue(REPO, not_planned, state_reason="not_planned")
+    github.close_issue(REPO, duplicate, state_reason="duplicate")
+    first, second = link(not_planned), link(duplicate)
+
+    assert worker.run().exit_code == worker.EXIT_OK
+
+    for mapping, attention in (
+        (first, MappingAttention.NOT_PLANNED),
+        (second, MappingAttention.DUPLICATE),
+    ):
+        mapping.refresh_from_db()
+        assert mapping.item.status == ItemStatus.WORKING
+        assert mapping.attention == attention
+
+
+def test_reopened_after_testing_is_flagged_and_the_status_kept(github, auth_client):
+    number = github.add_issue(REPO, title="Flaky")
+    github.close_issue(REPO, number, state_reason="completed")
+    mapping = link(number)
+    worker.run()
+    mapping.refresh_from_db()
+    assert mapping.item.status == ItemStatus.TESTING
+
+    github.update_issue(REPO, number, state="open", state_reason="reopened")
+    assert worker.run().exit_code == worker.EXIT_OK
+
+    mapping.refresh_from_db()
+    assert mapping.item.status == ItemStatus.TESTING
+    assert mapping.attention == MappingAttention.REOPENED
+    page = auth_client.get(mapping.item.get_absolute_url()).content.decode()
+    assert 'data-attention="reopened"' in page
+    assert "was reopened on GitHub" in page
+
+
+def test_an_item_past_testing_never_moves_back(github):
+    number = github.add_issue(REPO)
+    github.close_issue(REPO, number)
+    mapping = link(number, status=ItemStatus.READY_FOR_RELEASE)
+
+    worker.run()
+
+    mapping.refresh_from_db()
+    assert mapping.item.status == ItemStatus.READY_FOR_RELEASE
+    assert mapping.state == "closed"
+
+
+def test_several_prs_one_merged_one_from_a_deleted_fork_one_in_another_repository(github, index):
+    github.add_repo("acme/lib")
+    number = github.add_issue(REPO, title="Slow search")
+    merged = github.add_pull(REPO, title="Index the title", merged=True, merge_commit_sha="feed01")
+    abandoned = github.add_pull(REPO, title="Rewrite everything", state="closed", head_repo=None)
+    elsewhere = github.add_pull("acme/lib", title="Faster tokenizer", state="open")
+    for pr in ((REPO, merged), (REPO, abandoned), ("acme/lib", elsewhere)):
+        github.cross_reference(issue=(REPO, number), pr=pr)
+    github.add_commit(REPO, "feed01", pulls=[merged])
+    github.close_issue(REPO, number, commit_id="feed01")
+    mapping = link(number)
+
+    worker.run()
+
+    pulls = {
+        (m.repository, m.number): m
+        for m in ExternalIssueMapping.objects.filter(item=mapping.item, kind=ExternalKind.PR)
+    }
+    assert set(pulls) == {(REPO, merged), (REPO, abandoned), ("acme/lib", elsewhere)}
+    assert (pulls[REPO, merged].merged, pulls[REPO, merged].closes_issue) == (True, True)
+    assert (pulls[REPO, abandoned].merged, pulls[REPO, abandoned].state) == (False, "closed")
+    assert pulls[REPO, abandoned].closes_issue is False
+    assert pulls["acme/lib", elsewhere].state == "open"
+    for pull in pulls.values():
+        assert index.get("github_pr", pull.pk) is not None
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (404, "not found on GitHub (404)"),
+        (410, "deleted on GitHub (410)"),
+        (403, "not accessible (403)"),
+    ],
+)
+def test_a_deleted_or_inaccessible_issue_fails_its_mapping_once(github, status, expected):
+    broken, fine = github.add_issue(REPO), github.add_issue(REPO)
+    github.close_issue(REPO, fine)
+    if status == 403:
+        github.forbid(rf"^/repos/acme/widgets/issues/{broken}$", times=100)
+    else:
+        github.delete_issue(REPO, broken, status=status)
+    bad, good = link(broken), link(fine)
+
+    report = worker.run()
+
+    assert report.exit_code == worker.EXIT_FAILED
+    assert report.status == GitHubRunStatus.PARTIAL
+    bad.refresh_from_db()
+    good.refresh_from_db()
+    assert bad.sync_state == MappingSyncState.FAILED
+    assert expected in bad.sync_error
+    assert good.item.status == ItemStatus.TESTING
+    assert any(expected in line for line in report.errors)
+
+    # Not retried every run.
+    before = github.request_count(rf"^/repos/acme/widgets/issues/{broken}$")
+    worker.run()
+    assert github.request_count(rf"^/repos/acme/widgets/issues/{broken}$") == before
+
+
+def test_a_401_on_an_issue_fails_it_and_stops_the_run(github):
+    first, second = github.add_issue(REPO), github.add_issue(REPO)
+    github.fail(rf"^/repos/acme/widgets/issues/{first}$", 401, body={"message": "Bad credentials"})
+    one, two = link(first), link(second)
+
+    report = worker.run()
+
+    assert report.exit_code == worker.EXIT_UNAVAILABLE
+    one.refresh_from_db()
+    two.refresh_from_db()
+    assert one.sync_state == MappingSyncState.FAILED
+    assert "401" in one.sync_error
+    assert two.sync_state == MappingSyncState.PENDING  # untouched: the next run takes it
+    assert TOKEN not in report.message
+    assert TOKEN not in one.sync_error
+
+
+def test_a_wrong_token_stops_the_run_without_showing_it(github, caplog):
+    github.token = "ghp_the_real_one"
+    mapping = link(github.add_issue(REPO))
+
+    report = worker.run()
+
+    assert report.exit_code == worker.EXIT_UNAVAILABLE
+    assert "refused the token" in report.message
+    mapping.refresh_from_db()
+    assert mapping.sync_state == MappingSyncState.PENDING
+    run = GitHubSyncRun.objects.get(pk=report.run_id)
+    assert run.status == GitHubRunStatus.FAILED
+    assert TOKEN not in caplog.text
+    assert TOKEN not in run.error
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_a_rate_limit_stops_the_run_cleanly_and_the_next_run_finishes(github, status):
+    numbers = [github.add_issue(REPO) for _ in range(3)]
+    for number in numbers:
+        github.close_issue(REPO, number)
+    mappings = [link(n) for n in numbers]
+    worker.run(batch_size=1)  # the repository has a checkpoint now
+    github.rate_limit(status, reset_in=3600, times=1, path_pattern=ISSUE_PATH)
+
+    report = worker.run()
+
+    assert (report.exit_code, report.status) == (
+        worker.EXIT_RATE_LIMITED,
+        GitHubRunStatus.RATE_LIMITED,
+    )
+    assert report.next_run_after is not None
+    assert report.next_run_after > timezone.now() + timedelta(minutes=50)
+    run = GitHubSyncRun.objects.get(pk=report.run_id)
+    assert run.next_run_after == report.next_run_after
+    assert "rate limit" in run.error
+    assert GitHubRepository.objects.get(full_name=REPO).checkpoint is not None
+
+    assert worker.run().exit_code == worker.EXIT_OK
+    for mapping in mappings:
+        mapping.refresh_from_db()
+        assert mapping.item.status == ItemStatus.TESTING
+
+
+def test_a_429_with_retry_after_beyond_the_limit_stops_the_run(github):
+    mapping = link(github.add_issue(REPO))
+    github.rate_limit(429, retry_after=600, times=1, path_pattern=ISSUE_PATH)
+
+    report = worker.run()
+
+    assert report.exit_code == worker.EXIT_RATE_LIMITED
+    mapping.refresh_from_db()
+    assert mapping.sync_state == MappingSyncState.PENDING
+
+
+def test_a_500_is_retried_within_the_run(github):
+    number = github.add_issue(REPO)
+    github.close_issue(REPO, number)
+    mapping = link(number)
+    github.fail(ISSUE_PATH, 500, times=1)
+
+    assert worker.run().exit_code == worker.EXIT_OK
+
+    mapping.refresh_from_db()
+    assert mapping.item.status == ItemStatus.TESTING
+
+
+def test_a_lasting_5xx_backs_the_mapping_off_then_it_succeeds(github, settings):
+    settings.AGIRA_GITHUB_RETRIES = 1
+    number = github.add_issue(REPO)
+    github.close_issue(REPO, number)
+    mapping = link(number)
+    github.fail(ISSUE_PATH, 502, times=2)
+
+    report = worker.run()
+
+    assert report.exit_code == worker.EXIT_FAILED
+    mapping.refresh_from_db()
+    assert (mapping.sync_state, mapping.sync_attempts) == (MappingSyncState.BACKOFF, 1)
+    assert "502" in mapping.sync_error
+
+    assert worker.run().exit_code == worker.EXIT_OK
+    mapping.refresh_from_db()
+    assert (mapping.sync_state, mapping.sync_attempts) == (MappingSyncState.OK, 0)
+    assert mapping.item.status == ItemStatus.TESTING
+
+
+def test_transient_failures_give_up_after_the_attempt_cap(github, settings):
+    settings.AGIRA_GITHUB_RETRIES = 0
+    settings.AGIRA_GITHUB_MAX_ATTEMPTS = 3
+    mapping = link(github.add_issue(REPO))
+    github.fail(ISSUE_PATH, 503, times=100)
+
+    for _ in range(5):
+        worker.run()
+
+    mapping.refresh_from_db()
+    assert mapping.sync_state == MappingSyncState.FAILED
+    assert "gave up after 3 attempts" in mapping.sync_error
+    assert github.request_count(ISSUE_PATH) == 3
+
+
+def test_a_renamed_repository_is_followed_and_recorded(github):
+    number = github.add_issue(REPO)
+    mapping = link(number)
+    worker.run()
+    github.rename_repo(REPO, "acme/gadgets")
+    github.close_issue("acme/gadgets", number)
+
+    assert worker.run().exit_code == worker.EXIT_OK
+
+    mapping.refresh_from_db()
+    assert mapping.repository == "acme/gadgets"
+    assert mapping.item.status == ItemStatus.TESTING
+    state = GitHubRepository.objects.get(full_name="acme/gadgets")
+    assert state.previous_names == [REPO]
+    assert not GitHubRepository.objects.filter(full_name=REPO).exists()
+
+
+def test_an_unchanged_second_run_costs_one_request_per_repository_and_writes_nothing(github, index):
+    github.add_repo("acme/lib")
+    issue, _pr = closed_issue_with_merged_pr(github)
+    other = github.add_issue("acme/lib")
+    link(issue)
+    link(other, repository="acme/lib")
+    worker.run()
+    github.requests.clear()
+    index.reset_counts()
+    snapshot = list(ExternalIssueMapping.objects.values().order_by("pk"))
+    repositories = list(GitHubRepository.objects.values().order_by("pk"))
+
+    with CaptureQueriesContext(connection) as queries:
+        report = worker.run()
+
+    assert report.exit_code == worker.EXIT_OK
+    assert [r.status for r in github.requests] == [304, 304]
+    assert report.requests == 2
+    assert report.counts["repositories_unchanged"] == 2
+    assert index.writes() == 0
+    assert list(ExternalIssueMapping.objects.values().order_by("pk")) == snapshot
+    assert list(GitHubRepository.objects.values().order_by("pk")) == repositories
+    writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+        and "core_githubsyncrun" not in q["sql"]
+    ]
+    assert writes == []
+
+
+def test_seed_rule_a_document_changes_only_when_the_status_does(github, index):
+    number = github.add_issue(REPO, title="Typo", body="first words")
+    github.close_issue(REPO, number)
+    mapping = link(number)
+    worker.run()
+    index.reset_counts()
+
+    github.update_issue(REPO, number, body="edited words")  # same status
+    worker.run()
+
+    assert index.writes() == 0
+    assert "first words" in index.get("github_issue", mapping.pk)["text"]
+    mapping.refresh_from_db()
+    assert mapping.body == "first words"
+
+    github.update_issue(REPO, number, state="open", state_reason="reopened")
+    worker.run()
+    assert "edited words" in index.get("github_issue", mapping.pk)["text"]
+    assert index.get("github_issue", mapping.pk)["status"] == "open"
+
+
+def test_a_missing_document_is_created_even_without_a_status_change(github, index):
+    number = github.add_issue(REPO, title="Gone from the index")
+    github.close_issue(REPO, number)
+    mapping = link(number)
+    worker.run()
+    index.remove("github_issue", mapping.pk)
+    mapping.refresh_from_db()
+    from core.models import SyncRecord
+
+    SyncRecord.objects.filter(object_type="github_issue", object_id=str(mapping.pk)).delete()
+    github.update_issue(REPO, number, title="Gone from the index (edited)")
+
+    worker.run()
+
+    assert index.get("github_issue", mapping.pk)["title"] == ("Gone from the index (edited)")
+
+
+def test_batch_size_is_respected_across_runs(github):
+    numbers = [github.add_issue(REPO) for _ in range(5)]
+    for number in numbers:
+        github.close_issue(REPO, number)
+    mappings = [link(n) for n in numbers]
+
+    looked_at = []
+    for _ in range(3):
+        report = worker.run(batch_size=2)
+        looked_at.append(report.counts["mappings"])
+    assert looked_at == [2, 2, 1]
+    for mapping in mappings:
+        mapping.refresh_from_db()
+        assert mapping.item.status == ItemStatus.TESTING
+    for number in numbers:
+        assert github.request_count(rf"^/repos/acme/widgets/issues/{number}$") == 1
+    assert worker.run(batch_size=2).counts["mappings"] == 0
+
+
+def test_dry_run_reports_and_writes_nothing(github, index):
+    issue, _pr = closed_issue_with_merged_pr(github)
+    mapping = link(issue)
+    index.reset_counts()
+
+    report = worker.run(dry_run=True)
+
+    assert report.counts["items_moved"] == 1
+    assert report.counts["prs_linked"] == 1
+    mapping.refresh_from_db()
+    assert mapping.item.status == ItemStatus.WORKING
+    assert mapping.sync_state == MappingSyncState.PENDING
+    assert not ExternalIssueMapping.objects.filter(kind=ExternalKind.PR).exists()
+    assert not GitHubSyncRun.objects.exists()
+    assert not GitHubRepository.objects.exists()
+    assert index.writes() == 0
+
+
+def test_a_second_run_while_one_holds_the_lock_exits_2(github):
+    now = timezone.now()
+    GitHubSyncRun.objects.create(lock=worker.LOCK_NAME, started_at=now, heartbeat_at=now, pid=1)
+
+    report = worker.run()
+
+    assert report.exit_code == worker.EXIT_LOCKED
+    assert "Another GitHub sync is running" in report.message
+
+
+def test_disabled_or_tokenless_configuration_exits_3(github):
+    GitHubConfiguration.objects.update(enabled=False)
+    assert worker.run().exit_code == worker.EXIT_UNAVAILABLE
+    GitHubConfiguration.objects.update(enabled=True, token="")
+    report = worker.run()
+    assert report.exit_code == worker.EXIT_UNAVAILABLE
+    assert "No GitHub token" in report.message
+    assert github.request_count() == 0
