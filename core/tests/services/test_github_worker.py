@@ -457,3 +457,31 @@ def test_disabled_or_tokenless_configuration_exits_3(github):
     assert report.exit_code == worker.EXIT_UNAVAILABLE
     assert "No GitHub token" in report.message
     assert github.request_count() == 0
+
+
+def test_large_pull_requests_are_cut_visibly(github, index, settings):
+    settings.AGIRA_GITHUB_MAX_FILES = 2
+    settings.AGIRA_GITHUB_MAX_COMMITS = 1
+    number = github.add_issue(REPO)
+    pr = github.add_pull(
+        REPO,
+        title="Big change",
+        merged=True,
+        merge_commit_sha="beef00",
+        files=["a.py", "b.py", "c.py"],
+        commits=["x" * 1500, "second"],
+    )
+    github.cross_reference(issue=(REPO, number), pr=(REPO, pr))
+    github.close_issue(REPO, number, commit_id="beef00")
+    mapping = link(number)
+
+    worker.run()
+
+    pull = ExternalIssueMapping.objects.get(item=mapping.item, kind=ExternalKind.PR)
+    assert pull.changed_files == ["a.py", "b.py", "[more files not listed]"]
+    assert len(pull.commit_messages) == 2
+    assert pull.commit_messages[0].endswith("[truncated: 1,000 of 1,500 characters]")
+    assert pull.commit_messages[1] == "[more commits not listed]"
+    text = index.get("github_pr", pull.pk)["text"]
+    assert "[more files not listed]" in text
+    assert "[truncated: 1,000 of 1,500 characters]" in text
