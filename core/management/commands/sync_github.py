@@ -57,6 +57,7 @@ class Command(BaseCommand):
         if repo is not None and repo.count("/") != 1:
             raise CommandError("--repo takes owner/name, e.g. --repo acme/widgets.")
         started = time.monotonic()
+        repo = repo.lower() if repo else None  # GitHub names are case-insensitive
         report = run(repository=repo, batch_size=batch_size, dry_run=dry_run)
         self._summary(report, time.monotonic() - started)
         if report.exit_code:

@@ -62,7 +62,7 @@ class BoundedRetry(GithubRetry):
     ):
         if (
             response is not None
-            and response.status in (403, 429)
+            and response.status in (403, 429, 503)
             and self.max_rate_limit_wait is not None
         ):
             wait = rate_limit_wait(response.headers)
@@ -181,8 +181,14 @@ class Listing:
 
 @dataclass(frozen=True)
 class PullRef:
+    """A pull request by repository (lower case: GitHub's names are case-insensitive,
+    and links store them lower case) and number."""
+
     repository: str
     number: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "repository", self.repository.lower())
 
 
 class GitHubAPI:
@@ -208,6 +214,11 @@ class GitHubAPI:
 
     def close(self) -> None:
         self.gh.close()
+
+    def scrub(self, text: str) -> str:
+        """`text` without the token, whatever quoted or wrapped it."""
+        token = self.config.token
+        return text.replace(token, "[token]") if token and len(token) >= 4 else text
 
     @property
     def rate_limit(self) -> tuple[int | None, datetime | None]:

@@ -52,15 +52,18 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import requests
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from urllib3.exceptions import ConnectTimeoutError
 
 from core.models import (
     ExternalIssueMapping,
@@ -85,6 +88,7 @@ from .client import (
     UNAUTHORIZED,
     Failure,
     GitHubAPI,
+    Listing,
     PullRef,
     classify,
 )
@@ -177,12 +181,7 @@ def run(
     api = GitHubAPI(config)
     worker = Worker(api, record, batch_size=batch_size or config.batch_size, dry_run=dry_run)
     try:
-        if dry_run:
-            with transaction.atomic():
-                worker.work(repository)
-                transaction.set_rollback(True)
-        else:
-            worker.work(repository)
+        worker.work(repository)
     except Exception as exc:  # a bug, or the database: record it, then let it surface
         worker.finish(GitHubRunStatus.FAILED, f"{type(exc).__name__}: {exc}")
         raise
@@ -204,6 +203,16 @@ class Worker:
         self.report = RunReport(EXIT_OK, GitHubRunStatus.IN_PROGRESS, dry_run=dry_run)
         self._beat = time.monotonic()
         self._targets = [t.name for t in active_targets()]
+        self._dry_queued: set[int] = set()  # what a dry run would have queued
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One transaction per write, rolled back in a dry run (no lock held while
+        GitHub is asked anything)."""
+        with transaction.atomic():
+            yield
+            if self.dry_run:
+                transaction.set_rollback(True)
 
     # -- the run ------------------------------------------------------------------
     def work(self, repository: str | None) -> None:
@@ -278,7 +287,7 @@ class Worker:
             runlock.heartbeat(self.record, counts=dict(self.counts), requests=self.api.requests)
 
     def error(self, subject: str, failure: Failure) -> None:
-        line = f"{subject}: {failure.message}"
+        line = self.api.scrub(f"{subject}: {failure.message}")
         self.errors.append(line)
         logger.warning("GitHub sync: %s", line)
 
@@ -304,8 +313,11 @@ class Worker:
                 # runs send. The repository's links are pending anyway.
                 found = self.api.repository(name)
                 state.github_id = found["id"]
-                if found.get("full_name") and found["full_name"].lower() != name.lower():
-                    state = self.follow_rename(state, name, found["full_name"])
+                current = (found.get("full_name") or name).lower()
+                if current != name:
+                    with self.writing():
+                        state = self.follow_rename(state, name, current)
+                        state.save()
                     name = state.full_name
             listing = self.api.list_updated(
                 state.github_id, since=state.checkpoint, etag=state.etag
@@ -319,41 +331,44 @@ class Worker:
                 raise StopRun(failure) from exc
             self.error(f"listing {name}", failure)
             self.counts["repositories_failed"] += 1
-            GitHubRepository.objects.filter(full_name=name).update(last_error=failure.message)
+            with self.writing():
+                GitHubRepository.objects.filter(full_name=name).update(last_error=failure.message)
             return
         self.counts["repositories"] += 1
         if listing.not_modified:
             self.counts["repositories_unchanged"] += 1
             logger.debug("%s: not modified", name)
             return
-        latest: dict[int, datetime] = {}
+        latest = _updates(listing.issues)
         current_name = name
         for issue in listing.issues:
-            updated = _parse_time(issue.get("updated_at"))
-            if updated is not None:
-                latest[int(issue["number"])] = updated
             current_name = _repository_from_url(issue.get("repository_url")) or current_name
-        if current_name.lower() != name.lower():
-            state = self.follow_rename(state, name, current_name)
-            name = state.full_name
-        queued = self.queue_changed(name, latest)
-        logger.info("%s: %s updated on GitHub, %s link(s) queued", name, len(latest), queued)
-        state.etag = listing.etag
         newest = _newest(listing.issues)
-        if len(latest) > ADVANCE_AFTER and newest and newest != state.checkpoint:
+        advance = len(latest) > ADVANCE_AFTER and newest and newest != state.checkpoint
+        if advance:
             # The listing since the checkpoint outgrew half a page: move it on, and ask
-            # once for the new URL's ETag, so the next unchanged run is a 304 again.
-            state.checkpoint = newest
+            # once for the new URL's ETag, so the next unchanged run is a 304 again. What
+            # that answer lists is queued too (it may hold an update made meanwhile).
             try:
-                state.etag = self.api.list_updated(state.github_id, since=newest, etag="").etag
+                follow_up = self.api.list_updated(state.github_id, since=newest, etag="")
+                latest = _updates(follow_up.issues) | latest
             except Exception as exc:
                 failure = classify(exc)
                 if failure.kind in (RATE_LIMITED, UNAUTHORIZED) or _unreachable(exc):
                     raise StopRun(failure) from exc
-                state.etag = ""  # the next run lists again, without an ETag
-        state.last_checked_at = timezone.now()
-        state.last_error = ""
-        state.save()
+                follow_up = Listing(not_modified=False, etag="")  # next run lists again
+        with self.writing():
+            if current_name != name:
+                state = self.follow_rename(state, name, current_name)
+                name = state.full_name
+            queued = self.queue_changed(name, latest)
+            state.etag = listing.etag
+            if advance:
+                state.checkpoint, state.etag = newest, follow_up.etag
+            state.last_checked_at = timezone.now()
+            state.last_error = ""
+            state.save()
+        logger.info("%s: %s updated on GitHub, %s link(s) queued", name, len(latest), queued)
 
     def queue_changed(self, name: str, latest: dict[int, datetime]) -> int:
         """Queue the mappings whose issue GitHub updated after we last saw it."""
@@ -366,11 +381,18 @@ class Worker:
                 continue
             # Backing-off links keep their schedule; failed ones come back when listed.
             if state in (MappingSyncState.OK, MappingSyncState.FAILED):
-                queued.append(pk)
-        if queued:
-            ExternalIssueMapping.objects.filter(pk__in=queued).update(
-                sync_state=MappingSyncState.PENDING, sync_attempts=0, next_attempt_at=None
+                queued.append((pk, latest[number]))
+        for pk, updated in queued:
+            # The listed time is stored now: a failed link is not revived again by
+            # unrelated activity in its repository, only by its own next update.
+            ExternalIssueMapping.objects.filter(pk=pk).update(
+                sync_state=MappingSyncState.PENDING,
+                sync_attempts=0,
+                next_attempt_at=None,
+                external_updated_at=updated,
             )
+        if self.dry_run:
+            self._dry_queued.update(pk for pk, _ in queued)
         self.counts["queued"] += len(queued)
         return len(queued)
 
@@ -387,6 +409,17 @@ class Worker:
         state.previous_names = sorted({*state.previous_names, old})
         state.full_name = new
         moved = ExternalIssueMapping.objects.filter(repository=old)
+        # A link the item already has under the new name wins over its old-name twin.
+        twins = moved.filter(
+            Exists(
+                ExternalIssueMapping.objects.filter(
+                    item=OuterRef("item"), repository=new, number=OuterRef("number")
+                )
+            )
+        )
+        if twins.exists():
+            logger.warning("%s: links already under %s, old ones removed", old, new)
+            twins.delete()
         pks = list(moved.values_list("pk", flat=True))
         moved.update(repository=new)
         mark_for_sync(ExternalIssueMapping.objects.filter(pk__in=pks))  # external keys changed
@@ -398,6 +431,7 @@ class Worker:
         qs = ExternalIssueMapping.objects.filter(provider=ExternalProvider.GITHUB).filter(
             Q(sync_state=MappingSyncState.PENDING)
             | Q(sync_state=MappingSyncState.BACKOFF, next_attempt_at__lte=now)
+            | Q(pk__in=self._dry_queued)
         )
         if only:
             qs = qs.filter(repository=only)
@@ -412,8 +446,13 @@ class Worker:
             logger.info(
                 "%s more link(s) wait for the next run (--batch-size %s)", waiting, self.batch_size
             )
-        for mapping in batch:
+        for queued in batch:
             self.heartbeat()
+            # Fresh: an earlier link of this run may have stored this one (a PR it
+            # links), and a person may have removed it meanwhile.
+            mapping = due.select_related("item__project").filter(pk=queued.pk).first()
+            if mapping is None:
+                continue
             self.counts["mappings"] += 1
             try:
                 if mapping.kind == ExternalKind.PR:
@@ -457,7 +496,8 @@ class Worker:
             values.update(sync_state=MappingSyncState.FAILED, next_attempt_at=None)
             self.counts["failed"] += 1
         # Bookkeeping only: the document does not change, so no signal and no outbox row.
-        ExternalIssueMapping.objects.filter(pk=mapping.pk).update(**values)
+        with self.writing():
+            ExternalIssueMapping.objects.filter(pk=mapping.pk).update(**values)
         self.error(str(mapping), Failure(failure.kind, values["sync_error"], failure.status))
         if failure.kind == UNAUTHORIZED:
             raise StopRun(failure)
@@ -472,9 +512,13 @@ class Worker:
         timeline = self.api.timeline(issue)
         linked, closing = self.linked_pulls(mapping.repository, raw, timeline)
         pulls = [self.fetch_linked(mapping.item, ref, closes=ref in closing) for ref in linked]
-        with transaction.atomic():
-            item = Item.objects.select_for_update().get(pk=mapping.item_id)
-            self.apply_issue(mapping, item, raw)
+        with self.writing():
+            current = ExternalIssueMapping.objects.select_for_update().filter(pk=mapping.pk).first()
+            if current is None:
+                logger.info("%s was removed while it synced: skipped", mapping)
+                return
+            item = Item.objects.select_for_update().get(pk=current.item_id)
+            self.apply_issue(current, item, raw)
             for data in pulls:
                 if data is not None:
                     self.store_pull(item, data)
@@ -596,7 +640,12 @@ class Worker:
         return data
 
     def store_pull(self, item: Item, data: PullData) -> None:
-        existing, ref, raw = data.existing, data.ref, data.raw
+        ref, raw = data.ref, data.raw
+        existing = None
+        if data.existing is not None:
+            existing = (
+                ExternalIssueMapping.objects.select_for_update().filter(pk=data.existing.pk).first()
+            )
         mapping = existing or ExternalIssueMapping(
             item=item,
             provider=ExternalProvider.GITHUB,
@@ -612,7 +661,9 @@ class Worker:
         mapping.kind = ExternalKind.PR
         mapping.state = raw.get("state") or ""
         mapping.merged = bool(raw.get("merged"))
-        mapping.closes_issue = data.closes
+        # Once a PR closed an issue of the item it keeps saying so (an item may link
+        # several issues; one closing does not undo another's).
+        mapping.closes_issue = data.closes or mapping.closes_issue
         if data.files is None and _pull_fields(mapping) == before:
             return  # nothing changed: no write, no index traffic
         _copy_bookkeeping(mapping, raw)
@@ -632,7 +683,7 @@ class Worker:
         """A pull request GitHub listed as updated (or one linked by hand)."""
         ref = PullRef(mapping.repository, mapping.number)
         data = self.fetch_pull(mapping, ref, closes=mapping.closes_issue)
-        with transaction.atomic():
+        with self.writing():
             self.store_pull(mapping.item, data)
             # An unchanged pull request is not saved; its queue entry is cleared regardless.
             ExternalIssueMapping.objects.filter(pk=mapping.pk).update(
@@ -662,8 +713,23 @@ class Worker:
 
 
 def _unreachable(exc: BaseException) -> bool:
-    """GitHub cannot be reached at all: stop rather than fail every link."""
-    return isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout)
+    """GitHub cannot be reached at all (refused, no route, no name): stop rather than
+    charge every link. A read timeout or a dropped answer is the link's own trouble."""
+    if not isinstance(exc, requests.ConnectionError) or isinstance(exc, requests.ReadTimeout):
+        return False
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError, NameResolutionError too
+
+
+def _updates(issues: list[dict]) -> dict[int, datetime]:
+    """Issue number → its update time, from a listing."""
+    out = {}
+    for issue in issues:
+        updated = _parse_time(issue.get("updated_at"))
+        if updated is not None:
+            out[int(issue["number"])] = updated
+    return out
 
 
 def _newest(issues: list[dict]) -> datetime | None:
@@ -680,11 +746,12 @@ def _parse_time(value) -> datetime | None:
 
 
 def _repository_from_url(url: str | None) -> str:
-    """`owner/name` from an API URL such as https://api.github.com/repos/owner/name."""
+    """`owner/name` (lower case, as links store it) from an API URL such as
+    https://api.github.com/repos/owner/name."""
     if not url or "/repos/" not in url:
         return ""
     parts = url.split("/repos/", 1)[1].split("/")
-    return "/".join(parts[:2]) if len(parts) >= 2 else ""
+    return "/".join(parts[:2]).lower() if len(parts) >= 2 else ""
 
 
 def _copy_content(mapping: ExternalIssueMapping, raw: dict) -> None:

@@ -485,3 +485,79 @@ def test_large_pull_requests_are_cut_visibly(github, index, settings):
     text = index.get("github_pr", pull.pk)["text"]
     assert "[more files not listed]" in text
     assert "[truncated: 1,000 of 1,500 characters]" in text
+
+
+def test_a_closing_pr_queued_in_the_same_run_keeps_its_closing_flag(github):
+    issue, pr = closed_issue_with_merged_pr(github)
+    mapping = link(issue)
+    worker.run()
+    pull = ExternalIssueMapping.objects.get(item=mapping.item, kind=ExternalKind.PR)
+    # Both change on GitHub: the issue is reopened and closed again, the PR edited.
+    github.update_issue(REPO, issue, state="open", state_reason="reopened")
+    github.close_issue(REPO, issue, commit_id="a1b2c3d4")
+    github.update_pull(REPO, pr, title="Fix the crash on save (final)")
+
+    assert worker.run().exit_code == worker.EXIT_OK
+
+    pull.refresh_from_db()
+    assert pull.closes_issue is True
+    assert ExternalIssueMapping.objects.filter(item=mapping.item, kind=ExternalKind.PR).count() == 1
+
+
+def test_a_failed_link_is_not_revived_by_other_activity_in_its_repository(github):
+    deleted, other = github.add_issue(REPO), github.add_issue(REPO)
+    github.delete_issue(REPO, deleted, status=404)
+    link(deleted)
+    link(other)
+    worker.run()
+    before = github.request_count(rf"^/repos/acme/widgets/issues/{deleted}$")
+
+    github.close_issue(REPO, other)
+    worker.run()
+
+    assert github.request_count(rf"^/repos/acme/widgets/issues/{deleted}$") == before
+
+
+def test_pull_request_names_differing_in_case_are_one_link(github):
+    number = github.add_issue(REPO)
+    pr = github.add_pull(REPO, title="Fix", merged=True, merge_commit_sha="c0ffee")
+    github.cross_reference(issue=(REPO, number), pr=(REPO, pr))
+    github.close_issue(REPO, number, commit_id="c0ffee")
+    mapping = link(number)
+    link_by_hand = ExternalIssueMapping.objects.create(
+        item=mapping.item, repository=REPO, number=pr, kind=ExternalKind.PR
+    )
+
+    worker.run()
+
+    pulls = ExternalIssueMapping.objects.filter(item=mapping.item, kind=ExternalKind.PR)
+    assert list(pulls.values_list("pk", flat=True)) == [link_by_hand.pk]
+    assert pulls.get().closes_issue is True
+
+
+def test_a_rename_onto_a_link_the_item_already_has_keeps_one(github):
+    number = github.add_issue(REPO)
+    mapping = link(number)
+    worker.run()
+    twin = ExternalIssueMapping.objects.create(
+        item=mapping.item, repository="acme/gadgets", number=number
+    )
+    github.rename_repo(REPO, "acme/gadgets")
+    github.close_issue("acme/gadgets", number)
+
+    assert worker.run().exit_code in (worker.EXIT_OK, worker.EXIT_FAILED)
+
+    links = ExternalIssueMapping.objects.filter(item=mapping.item)
+    assert list(links.values_list("pk", "repository")) == [(twin.pk, "acme/gadgets")]
+
+
+def test_an_unreachable_github_stops_the_run_and_charges_no_link(github):
+    GitHubConfiguration.objects.update(base_url="http://127.0.0.1:9")  # nothing listens
+    mapping = link(github.add_issue(REPO))
+
+    report = worker.run()
+
+    assert report.exit_code == worker.EXIT_UNAVAILABLE
+    assert "cannot reach GitHub" in report.message
+    mapping.refresh_from_db()
+    assert (mapping.sync_state, mapping.sync_attempts) == (MappingSyncState.PENDING, 0)
