@@ -20,10 +20,11 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
-    """Uploaded files and the embedded index of a test go to its own folder,
-    never to var/."""
+    """Uploaded files, the embedded index and the reconcile's index mirror of a test
+    go to its own folder, never to var/."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.AGIRA_QDRANT_PATH = str(tmp_path / "qdrant")
+    settings.AGIRA_RECONCILE_CACHE_DIR = str(tmp_path / "reconcile")
 
 
 @pytest.fixture(autouse=True)

@@ -213,6 +213,15 @@ AGIRA_QDRANT_TIMEOUT = env.float("AGIRA_QDRANT_TIMEOUT", default=10.0)
 # How long a process waits for another to finish with the local folder.
 AGIRA_QDRANT_LOCK_TIMEOUT = env.float("AGIRA_QDRANT_LOCK_TIMEOUT", default=15.0)
 
+# -- The reconcile command (`manage.py sync_weaviate`, docs/operations.md) -------
+# A run whose holder sent no heartbeat for this long is taken over.
+AGIRA_RECONCILE_STALE_SECONDS = env.int("AGIRA_RECONCILE_STALE_SECONDS", default=300)
+# How long before the last run's start a row still counts as changed (open
+# transactions, clocks a little apart).
+AGIRA_RECONCILE_MARGIN_SECONDS = env.int("AGIRA_RECONCILE_MARGIN_SECONDS", default=600)
+# Where the runs keep their mirror of each index (ids, versions, hashes); a cache.
+AGIRA_RECONCILE_CACHE_DIR = env.str("AGIRA_RECONCILE_CACHE_DIR", default=str(VAR_DIR / "reconcile"))
+
 # -- The GitHub worker (core.services.github, `manage.py sync_github`) -----------
 # The connection itself (token, base URL, enabled) is in the admin or in
 # AGIRA_GITHUB_ENABLED / _BASE_URL / _TOKEN / _TIMEOUT / _MAX_RATE_LIMIT_WAIT / _BATCH_SIZE.

@@ -62,16 +62,18 @@ def active_targets() -> list[Target]:
     is the primary otherwise. Both can be active: each keeps its own records,
     retries and failures.
     """
-    from .targets.qdrant import qdrant_settings, qdrant_target
-    from .targets.weaviate import weaviate_target
-
     targets: list[Target] = []
     weaviate_config = config.weaviate_settings()
     if weaviate_config.enabled:
+        from .targets.weaviate import weaviate_target
+
         targets.append(weaviate_target(weaviate_config))
-    qdrant_config = qdrant_settings()
-    if qdrant_config.enabled:
-        targets.append(qdrant_target(qdrant_config))
+    # Each client library is imported only when its target is on (qdrant-client
+    # alone costs a command half a second of start-up).
+    if settings.AGIRA_QDRANT_ENABLED:
+        from .targets.qdrant import qdrant_settings, qdrant_target
+
+        targets.append(qdrant_target(qdrant_settings()))
     return targets
 
 

@@ -28,6 +28,12 @@ from core.testing.weaviate_server.faults import (
 from core.tests import factories
 
 
+@pytest.fixture(autouse=True)
+def _mirror_folder(settings, tmp_path):
+    """The reconcile command's index mirror of a test goes to its own folder."""
+    settings.AGIRA_RECONCILE_CACHE_DIR = str(tmp_path / "reconcile")
+
+
 def run(*args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     try:
@@ -314,3 +320,204 @@ def test_runs_are_shown_on_the_dashboard_and_in_the_admin(weaviate_sync, client)
     assert f"{db_total()} / 0 / 0 / 0" in admin_list.content.decode()
     detail = client.get(reverse("admin:core_reconcilerun_change", args=[first.pk]))
     assert detail.status_code == 200
+
+
+# -- what an incremental run leaves alone, and what it still finds -----------------
+def make_old_data() -> dict:
+    """make_data() with every row a day old, and a first run behind it: the next
+    run may leave alone what has not changed since."""
+    from core.services.index.documents import OBJECT_TYPES
+
+    data = make_data()
+    with sync_disabled():
+        data["release"] = factories.make_release(project=data["project"], version="2.0")
+    a_day_ago = timezone.now() - timezone.timedelta(days=1)
+    for spec in OBJECT_TYPES.values():
+        spec.model._default_manager.update(updated_at=a_day_ago)
+    assert run()[0] == 0
+    return data
+
+
+def test_a_row_changed_by_an_update_that_bypasses_signals_is_found(sync):
+    data = make_old_data()
+    item = data["items"][3]
+    total = db_total()
+    sync.reset_counts()
+    # QuerySet.update() sends no signal: nothing is recorded in the outbox.
+    Item.objects.filter(pk=item.pk).update(title="Changed quietly", updated_at=timezone.now())
+
+    code, _out, _err = run()
+    assert code == 0
+    assert totals(sync.name) == {
+        "created": 0,
+        "updated": 1,
+        "unchanged": total - 1,
+        "deleted": 0,
+        "failed": 0,
+    }
+    assert sync.get("item", item.pk)["title"] == "Changed quietly"
+    assert sync.objects_written() == 1
+
+
+def test_a_parent_changed_by_an_update_reaches_the_documents_built_from_it(sync):
+    data = make_old_data()
+    release = data["release"]
+    assert sync.get("release", release.pk)["title"] == "Webshop 2.0"
+    # A release's title carries its project's name; only the project row changes.
+    from core.models import Project
+
+    Project.objects.filter(pk=data["project"].pk).update(name="Shop", updated_at=timezone.now())
+    assert run()[0] == 0
+    assert sync.get("release", release.pk)["title"] == "Shop 2.0"
+    assert sync.get("project", data["project"].pk)["title"] == "Shop"
+    assert totals(sync.name)["updated"] == 2
+
+
+def test_an_old_row_whose_record_matches_the_index_is_not_serialized(sync):
+    data = make_old_data()
+    item = data["items"][4]
+    total = db_total()
+    # Changed without updated_at and without signals: the one change the
+    # incremental run cannot see. That it keeps the old document proves the
+    # row was neither loaded nor serialized.
+    Item.objects.filter(pk=item.pk).update(title="Unseen")
+    sync.reset_counts()
+
+    assert run()[0] == 0
+    assert totals(sync.name)["unchanged"] == total
+    assert sync.get("item", item.pk)["title"] == "Item 4"
+    assert sync.writes() == 0
+
+    assert run("--full", "--force")[0] == 0
+    assert sync.get("item", item.pk)["title"] == "Unseen"
+
+
+def test_an_old_row_changed_behind_agiras_back_in_the_index_is_repaired(sync):
+    data = make_old_data()
+    item = data["items"][2]
+    target = next(t for t in active_targets() if t.name == sync.name)
+    doc = dict(sync.get("item", item.pk))
+    doc["title"] = "Vandalised"
+    with target.session():
+        target.upsert_many([(object_uuid("item", item.pk), doc)])
+    sync.reset_counts()
+
+    assert run()[0] == 0
+    assert sync.get("item", item.pk)["title"] == "Item 2"
+    assert totals(sync.name)["updated"] == 1
+    assert sync.objects_written() == 1
+
+
+def test_a_copy_under_another_id_is_an_orphan(sync):
+    import uuid
+
+    data = make_old_data()
+    item = data["items"][0]
+    target = next(t for t in active_targets() if t.name == sync.name)
+    stray = uuid.UUID("00000000-0000-4000-8000-000000000001")
+    with target.session():
+        target.upsert_many([(stray, dict(sync.get("item", item.pk)))])
+    total = db_total()
+
+    assert run()[0] == 0
+    assert totals(sync.name) == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": total,
+        "deleted": 1,
+        "failed": 0,
+    }
+    assert sync.count() == total
+    assert sync.get("item", item.pk)["title"] == "Item 0"
+
+
+def test_other_document_code_makes_the_next_run_compare_every_row(sync, settings):
+    data = make_old_data()
+    settings.AGIRA_INDEX_MAX_TEXT_CHARS = 12  # e.g. a deploy that changes the documents
+    assert run()[0] == 0
+    assert "[truncated:" in sync.get("item", data["items"][0].pk)["text"]
+    assert totals(sync.name)["updated"] >= len(data["items"])
+
+
+def test_a_warm_run_reads_only_the_index_ids_and_versions(weaviate_sync):
+    data = make_old_data()
+    weaviate_sync.counters.reset()
+    assert run()[0] == 0
+    # One cursor page of ids and versions; no document is read again.
+    assert weaviate_sync.counters["grpc Search"] == 1
+
+    # An object changed behind Agira's back has a new version: read again.
+    uid = object_uuid("item", data["items"][1].pk)
+    doc = dict(weaviate_sync.store.get("AgiraObject", uid))
+    weaviate_sync.store.put("AgiraObject", uid, {**doc, "text": "Replaced"})
+    weaviate_sync.counters.reset()
+    assert run()[0] == 0
+    assert weaviate_sync.store.get("AgiraObject", uid)["text"] == doc["text"]
+    assert totals("weaviate")["updated"] == 1
+    # The walk, the changed document, and the repaired one read back.
+    assert weaviate_sync.counters["grpc Search"] == 3
+
+
+def test_an_unusable_mirror_costs_a_slower_run_not_a_wrong_one(weaviate_sync, settings):
+    from pathlib import Path
+
+    make_old_data()
+    (mirror,) = Path(settings.AGIRA_RECONCILE_CACHE_DIR).glob("weaviate-*.sqlite3")
+    mirror.write_bytes(b"not a database" * 100)
+    weaviate_sync.counters.reset()
+    assert run()[0] == 0
+    assert totals("weaviate")["unchanged"] == db_total()
+    assert weaviate_sync.counters[BATCH_OBJECTS] == 0
+    # The mirror was made again: the next run reads no document.
+    weaviate_sync.counters.reset()
+    assert run()[0] == 0
+    assert weaviate_sync.counters["grpc Search"] == 1
+
+
+def test_the_stamps_cover_every_row_a_document_is_built_from():
+    from core.services.index.documents import OBJECT_TYPES
+    from core.services.index.reconcile import stamp_fields
+
+    assert stamp_fields(OBJECT_TYPES["item"]) == ["updated_at", "project__updated_at"]
+    assert stamp_fields(OBJECT_TYPES["comment"]) == [
+        "updated_at",
+        "item__updated_at",
+        "item__project__updated_at",
+    ]
+    assert stamp_fields(OBJECT_TYPES["release"]) == ["updated_at", "project__updated_at"]
+    assert stamp_fields(OBJECT_TYPES["project"]) == ["updated_at"]
+
+
+def test_an_old_row_whose_change_waits_in_the_queue_is_compared(weaviate_sync, settings):
+    """A change recorded with mark_for_sync whose write failed: the row is old,
+    its index object unchanged, but its record is not synced, so the run
+    compares the row instead of trusting the index."""
+    from django.db import transaction
+
+    from core.services.index import mark_for_sync
+
+    data = make_old_data()
+    item = data["items"][1]
+    settings.AGIRA_SYNC_BACKOFF_SECONDS = 3600  # the retry is not due during the run
+    weaviate_sync.faults.fail_objects(uuids=[str(object_uuid("item", item.pk))])
+    with transaction.atomic():
+        Item.objects.filter(pk=item.pk).update(title="Queued quietly")
+        mark_for_sync(Item.objects.filter(pk=item.pk))
+    weaviate_sync.faults.clear()
+    assert SyncRecord.objects.get(
+        target="weaviate", object_type="item", object_id=str(item.pk)
+    ).state == (SyncState.PENDING)
+    assert weaviate_sync.store.get("AgiraObject", object_uuid("item", item.pk))["title"] == (
+        "Item 1"
+    )
+
+    assert run()[0] == 0
+    assert totals("weaviate")["updated"] == 1
+    assert weaviate_sync.store.get("AgiraObject", object_uuid("item", item.pk))["title"] == (
+        "Queued quietly"
+    )
+    # Compared, found equal: a third run leaves it alone and reads nothing again.
+    weaviate_sync.counters.reset()
+    assert run()[0] == 0
+    assert totals("weaviate")["updated"] == 0
+    assert weaviate_sync.counters["grpc Search"] == 1

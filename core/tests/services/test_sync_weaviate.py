@@ -181,3 +181,44 @@ def test_an_outage_is_never_mistaken_for_a_wrong_key(weaviate_sync):
     assert caught.value.reason == "unreachable"
     assert "API key" not in str(caught.value)
     assert "Could not connect to Weaviate at http://127.0.0.1:40175" in str(caught.value)
+
+
+def test_the_reconcile_walk_reads_ids_versions_and_documents(weaviate_sync, monkeypatch):
+    """What reconcile.py reads Weaviate with: ids and versions in id order,
+    page after page; documents with their versions, as written."""
+    import time
+    import uuid
+
+    from core.services.index.documents import content_hash, normalise
+    from core.services.index.engine import active_targets
+    from core.services.index.targets import weaviate as weaviate_module
+
+    monkeypatch.setattr(weaviate_module, "VERSION_PAGE", 3)  # several pages, one partial
+    project = factories.make_project()
+    items = [factories.make_item(project=project, title=f"Walk {n}") for n in range(6)]
+    (target,) = active_targets()
+    assert target.supports_versions()
+
+    pages = list(target.iter_versions())
+    walked = [oid for page in pages for oid, _version in page]
+    assert [len(page) for page in pages] == [3, 3, 1]  # 6 items and their project
+    assert walked == sorted(walked)
+    assert {str(uuid.UUID(bytes=raw)) for raw in walked} == set(
+        weaviate_sync.store.objects(COLLECTION)
+    )
+    versions = dict(oid_version for page in pages for oid_version in page)
+
+    first = object_uuid("item", items[0].pk)
+    docs = target.fetch_versioned([first.bytes, uuid.uuid4().bytes])
+    assert list(docs) == [first.bytes]  # an id the index does not hold is absent
+    doc, version = docs[first.bytes]
+    assert version == versions[first.bytes]
+    assert content_hash(doc) == record("item", items[0].pk).content_hash
+    assert normalise(doc)["title"] == "Walk 0"
+
+    # Any write of the object gives it a new version (a millisecond later).
+    time.sleep(0.002)
+    items[0].title = "Walked"
+    items[0].save()
+    (_doc, newer) = target.fetch_versioned([first.bytes])[first.bytes]
+    assert newer > version

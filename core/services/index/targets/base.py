@@ -63,3 +63,25 @@ class Target(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class VersionedTarget(Target, Protocol):
+    """A target whose objects carry a version that changes on every write of
+    the object (Weaviate: the last update time). The reconcile command then
+    walks ids and versions only and reads a document again only when its
+    version is not the one it last hashed (see reconcile.py)."""
+
+    def supports_versions(self) -> bool: ...
+    def iter_versions(self) -> Iterator[list[tuple[bytes, int | None]]]:
+        """Every object's id (its 16 bytes) and version (None: unknown), a page
+        at a time, in id order."""
+        ...
+
+    def fetch_versioned(self, uuids: list[bytes]) -> dict[bytes, tuple[dict, int | None]]:
+        """Documents by id with their versions, each pair read together."""
+        ...
+
+
+def supports_versions(target: Target) -> bool:
+    check = getattr(target, "supports_versions", None)
+    return bool(check and check())

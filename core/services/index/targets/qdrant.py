@@ -323,6 +323,7 @@ class QdrantTarget:
                         limit=SCROLL_PAGE,
                         offset=offset,
                         with_payload=list(FIELDS),
+                        with_vectors=False,
                     ),
                 )
                 for point in page:

@@ -12,6 +12,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import weaviate
@@ -25,6 +26,7 @@ from weaviate.exceptions import (
     WeaviateBaseError,
     WeaviateInsertManyAllFailedError,
 )
+from weaviate.proto.v1 import base_pb2, search_get_pb2
 
 from ..config import WeaviateSettings, weaviate_settings
 from ..documents import DATE_FIELDS, FIELDS, INT_FIELDS
@@ -33,6 +35,11 @@ from .base import SearchHit, SearchPage, ServerInfo, TargetUnavailable
 logger = logging.getLogger("agira.index.weaviate")
 
 FETCH_PAGE = 1000
+# The reconcile walk: ids and versions per cursor page (about 60 bytes each on the
+# wire; at most QUERY_MAXIMUM_RESULTS, 10,000 by default), and whole documents per
+# fetch by id.
+VERSION_PAGE = 5000
+DOCUMENT_PAGE = 500
 
 
 def collection_properties() -> list[wc.Property]:
@@ -317,6 +324,120 @@ class WeaviateTarget:
             self.close()
             raise self._unavailable(exc, "read from") from exc
 
+    # -- the reconcile walk -----------------------------------------------------
+    # Ids, versions and documents for `reconcile.py`, read straight from the gRPC
+    # replies: the client would turn every object into Python objects and every
+    # date into a datetime with strptime, 9 of the 11 s a walk of 100,000
+    # documents took. The requests are the protocol's own messages, sent through
+    # the client's own call (authentication headers, timeout, retries).
+    def _grpc_search(self):
+        """The client's gRPC search call, or None where this client has none
+        (then `supports_versions()` is False and reconcile walks the documents)."""
+        connection = getattr(self.client(), "_connection", None)
+        search = getattr(connection, "grpc_search", None)
+        return search if callable(search) else None
+
+    def supports_versions(self) -> bool:
+        return self._grpc_search() is not None
+
+    def mirror_key(self) -> str:
+        """Which index this is, for the reconcile command's mirror file (no key)."""
+        config = self.config
+        return f"{config.url}|{config.http_port}|{config.grpc_port}|{config.collection_name}"
+
+    def _search(self, request: search_get_pb2.SearchRequest) -> search_get_pb2.SearchReply:
+        search = self._grpc_search()
+        if search is None:
+            raise TargetUnavailable(
+                "This weaviate-client has no gRPC search call to walk the index with.",
+                reason="misconfigured",
+            )
+        try:
+            return search(request)
+        except WeaviateBaseError as exc:
+            self.close()
+            raise self._unavailable(exc, "read from") from exc
+
+    def _request(self, **fields) -> search_get_pb2.SearchRequest:
+        return search_get_pb2.SearchRequest(
+            uses_123_api=True,
+            uses_125_api=True,
+            uses_127_api=True,
+            collection=self.config.collection_name,
+            metadata=search_get_pb2.MetadataRequest(uuid=True, last_update_time_unix=True),
+            **fields,
+        )
+
+    def iter_versions(self) -> Iterator[list[tuple[bytes, int | None]]]:
+        """Every object's id (16 bytes) and version, a page at a time, in id
+        order: no properties, no vectors. The version is the object's last
+        update time (ms), which Weaviate changes on every write of the object.
+        The next page is asked for while this one is read (it starts after
+        this one's last id)."""
+        self.collection()
+        self._probe()
+
+        def page(after: str) -> search_get_pb2.SearchReply:
+            return self._search(
+                self._request(
+                    limit=VERSION_PAGE,
+                    after=after,
+                    properties=search_get_pb2.PropertiesRequest(),  # none
+                )
+            )
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="agira-index-walk") as pool:
+            pending = pool.submit(page, "")
+            while True:
+                results = pending.result().results
+                more = len(results) == VERSION_PAGE
+                if more:
+                    pending = pool.submit(page, _uuid_text(results[-1].metadata.id_as_bytes))
+                yield [
+                    (
+                        meta.id_as_bytes,
+                        meta.last_update_time_unix if meta.last_update_time_unix_present else None,
+                    )
+                    for meta in (result.metadata for result in results)
+                ]
+                if not more:
+                    return
+
+    def fetch_versioned(self, uuids: list[bytes]) -> dict[bytes, tuple[dict, int | None]]:
+        """The documents of these ids (16 bytes each) with their versions, each
+        read together (one reply), by id; ids the index does not hold are absent."""
+        found: dict[bytes, tuple[dict, int | None]] = {}
+        if not uuids:
+            return found
+        self.collection()
+        self._probe()
+        for start in range(0, len(uuids), DOCUMENT_PAGE):
+            chunk = [_uuid_text(raw) for raw in uuids[start : start + DOCUMENT_PAGE]]
+            reply = self._search(
+                self._request(
+                    limit=len(chunk),
+                    filters=base_pb2.Filters(
+                        operator=base_pb2.Filters.OPERATOR_CONTAINS_ANY,
+                        target=base_pb2.FilterTarget(property="_id"),
+                        value_text_array=base_pb2.TextArray(values=chunk),
+                    ),
+                    properties=search_get_pb2.PropertiesRequest(non_ref_properties=FIELDS),
+                )
+            )
+            for result in reply.results:
+                meta = result.metadata
+                fields = result.properties.non_ref_props.fields
+                doc = {}
+                for name in fields:  # through upb's map directly: items() is pure Python
+                    value = fields[name]
+                    kind = value.WhichOneof("kind")
+                    doc[name] = None if kind in (None, "null_value") else getattr(value, kind)
+                found[meta.id_as_bytes] = (
+                    doc,
+                    meta.last_update_time_unix if meta.last_update_time_unix_present else None,
+                )
+        return found
+
     def count(self) -> int:
         result = self._call(
             "read from", lambda collection: collection.aggregate.over_all(total_count=True)
@@ -357,6 +478,12 @@ def _status_code(exc: BaseException) -> int | None:
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return None
+
+
+def _uuid_text(raw: bytes) -> str:
+    """16 bytes as a canonical uuid (what str(uuid.UUID(bytes=raw)) gives, faster)."""
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _plain(properties: dict) -> dict:
