@@ -10,6 +10,10 @@ class _Harness:
     name = ""
     down_message = ""
 
+    def says_down(self, text: str) -> bool:
+        """Whether `text` is this target's message for being down."""
+        return self.down_message in text
+
     def record(self, object_type: str, object_id) -> SyncRecord:
         return SyncRecord.objects.get(
             target=self.name, object_type=object_type, object_id=str(object_id)
@@ -21,6 +25,10 @@ class WeaviateHarness(_Harness):
 
     name = "weaviate"
     down_message = "is not reachable"
+
+    def says_down(self, text: str) -> bool:
+        # A cached client fails its liveness probe; a process without one fails to connect.
+        return "is not reachable" in text or "Could not connect to Weaviate at" in text
 
     def __init__(self, server):
         self.server = server

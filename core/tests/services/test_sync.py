@@ -221,7 +221,7 @@ def test_a_hundred_saves_while_the_server_is_down_all_succeed_and_one_drain_writ
     assert all(r.attempts == 0 for r in pending)  # an outage is nobody's fault
     status = SyncTargetStatus.objects.get(target=sync.name)
     assert not status.reachable
-    assert sync.down_message in status.last_error
+    assert sync.says_down(status.last_error), status.last_error
 
     sync.up()
     sync.reset_counts()
