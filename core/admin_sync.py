@@ -84,14 +84,11 @@ def _first_upper(text: str) -> str:
 class ConnectionAdmin(admin.ModelAdmin):
     """The admin of a connection singleton (`load()`, `SINGLETON_PK`): no add or
     delete, the list goes straight to the one object, a "Test connection" button
-    that calls `check_connection()`, the environment's overrides listed, and a
-    write-only `secret_field`."""
+    that calls the subclass's `check_connection() -> (ok, message)`, the environment's
+    overrides listed, and a write-only `secret_field`."""
 
     change_form_template = "admin/core/connection_change_form.html"
     env_overrides: dict[str, tuple[str, type]] = {}
-
-    def check_connection(self) -> tuple[bool, str]:
-        raise NotImplementedError
 
     def _name(self, view: str) -> str:
         return f"{self.opts.app_label}_{self.opts.model_name}_{view}"
