@@ -4,6 +4,7 @@ from django.db import connection
 pytest_plugins = [
     "core.testing.weaviate_server.pytest_plugin",
     "core.testing.github_server.pytest_plugin",
+    "core.testing.embedding_server.pytest_plugin",
 ]
 
 
@@ -24,6 +25,7 @@ def _media_root(settings, tmp_path):
     go to its own folder, never to var/."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.AGIRA_QDRANT_PATH = str(tmp_path / "qdrant")
+    settings.AGIRA_EMBEDDED_PATH = str(tmp_path / "index" / "agira.db")
     settings.AGIRA_RECONCILE_CACHE_DIR = str(tmp_path / "reconcile")
 
 
@@ -39,11 +41,13 @@ def _close_index_clients():
     yield
     from core.services.index import tasks
     from core.services.index.engine import reset_breakers, reset_enqueue_window
+    from core.services.index.targets.embedded import close_embedded
     from core.services.index.targets.qdrant import close_qdrant
     from core.services.index.targets.weaviate import close_weaviate
 
     close_weaviate()
     close_qdrant()
+    close_embedded()
     reset_breakers()
     reset_enqueue_window()
     tasks._retry_scheduled_until = None

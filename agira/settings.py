@@ -201,10 +201,23 @@ AGIRA_SYNC_LEASE_SECONDS = env.int("AGIRA_SYNC_LEASE_SECONDS", default=300)
 # Texts in the index are capped at this many characters, with a visible marker.
 AGIRA_INDEX_MAX_TEXT_CHARS = env.int("AGIRA_INDEX_MAX_TEXT_CHARS", default=100_000)
 
-# -- The embedded index (Qdrant) -------------------------------------------------
-# On by default so that a laptop syncs for real with nothing installed. Local
-# mode keeps the index in a folder; set AGIRA_QDRANT_URL to use a Qdrant server.
-AGIRA_QDRANT_ENABLED = env.bool("AGIRA_QDRANT_ENABLED", default=True)
+# -- The embedded index ----------------------------------------------------------
+# On by default so that a laptop syncs, embeds and searches for real with nothing
+# installed: one SQLite file (FTS5 + sqlite-vec) that the web server, the task
+# worker and the commands read and write at once (docs/sync.md).
+AGIRA_EMBEDDED_ENABLED = env.bool("AGIRA_EMBEDDED_ENABLED", default=True)
+AGIRA_EMBEDDED_PATH = env.str("AGIRA_EMBEDDED_PATH", default=str(VAR_DIR / "index" / "agira.db"))
+# How long a writer waits for another process's write transaction.
+AGIRA_EMBEDDED_BUSY_TIMEOUT = env.float("AGIRA_EMBEDDED_BUSY_TIMEOUT", default=10.0)
+
+# The local embedding model's CPU threads (the rest of the embedder is set in
+# the admin, Embedder configuration, or by AGIRA_EMBEDDER_*).
+AGIRA_EMBEDDER_THREADS = env.int("AGIRA_EMBEDDER_THREADS", default=2)
+
+# -- Qdrant (seed 004's store) -----------------------------------------------------
+# A Qdrant server at AGIRA_QDRANT_URL; without a URL, qdrant-client's local mode
+# in AGIRA_QDRANT_PATH (one process at a time: for trials, not for a team).
+AGIRA_QDRANT_ENABLED = env.bool("AGIRA_QDRANT_ENABLED", default=False)
 AGIRA_QDRANT_PATH = env.str("AGIRA_QDRANT_PATH", default=str(VAR_DIR / "qdrant"))
 AGIRA_QDRANT_URL = env.str("AGIRA_QDRANT_URL", default="")
 AGIRA_QDRANT_API_KEY = env.str("AGIRA_QDRANT_API_KEY", default="")

@@ -1,5 +1,5 @@
-"""Admin pages of the sync engine: the Weaviate configuration (a singleton
-with a write-only API key and a "Test connection" button) and the sync state."""
+"""Admin pages of the sync engine: the Weaviate and embedder configurations
+(singletons with a write-only API key and a "Test" button) and the sync state."""
 
 import os
 
@@ -10,6 +10,7 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 
 from core.models import (
+    EmbedderConfiguration,
     ReconcileRun,
     SyncOutbox,
     SyncRecord,
@@ -17,6 +18,8 @@ from core.models import (
     WeaviateConfiguration,
 )
 from core.services.index.config import ENV_OVERRIDES
+from core.services.index.embeddings import ENV_OVERRIDES as EMBEDDER_ENV_OVERRIDES
+from core.services.index.embeddings import check_embedder
 from core.services.index.service import check_weaviate_connection
 
 
@@ -74,7 +77,36 @@ class WeaviateConfigurationForm(WriteOnlySecretForm):
             "connect_timeout",
             "query_timeout",
             "insert_timeout",
+            "vectorizer",
         ]
+
+
+class EmbedderConfigurationForm(WriteOnlySecretForm):
+    secret_field = "http_api_key"  # noqa: S105 - the field's name, not a secret
+    http_api_key = write_only_field("API key")
+    clear_http_api_key = forms.BooleanField(label="Remove the stored API key", required=False)
+
+    class Meta:
+        model = EmbedderConfiguration
+        fields = [
+            "provider",
+            "local_model_path",
+            "http_url",
+            "http_model",
+            "http_api_key",
+            "http_dimension",
+            "batch_size",
+            "timeout",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        url = cleaned.get("http_url", "")
+        if url and not url.lower().startswith(("http://", "https://")):
+            self.add_error("http_url", "Start the URL with http:// or https://.")
+        if cleaned.get("provider") == "http" and not (url and cleaned.get("http_model")):
+            self.add_error("http_url", "The HTTP provider needs an endpoint URL and a model name.")
+        return cleaned
 
 
 def _first_upper(text: str) -> str:
@@ -153,10 +185,42 @@ class WeaviateConfigurationAdmin(ConnectionAdmin):
             "Collection and timeouts",
             {"fields": ["collection_name", "connect_timeout", "query_timeout", "insert_timeout"]},
         ),
+        ("Vectors", {"fields": ["vectorizer"]}),
     ]
 
     def check_connection(self) -> tuple[bool, str]:
         return check_weaviate_connection()
+
+
+@admin.register(EmbedderConfiguration)
+class EmbedderConfigurationAdmin(ConnectionAdmin):
+    """Which model makes the vectors; "Test" embeds one sentence with it."""
+
+    form = EmbedderConfigurationForm
+    env_overrides = EMBEDDER_ENV_OVERRIDES
+    fieldsets = [
+        (None, {"fields": ["provider", "batch_size"]}),
+        ("Local model", {"fields": ["local_model_path"]}),
+        (
+            "OpenAI-compatible endpoint",
+            {
+                "fields": [
+                    "http_url",
+                    "http_model",
+                    "http_api_key",
+                    "clear_http_api_key",
+                    "http_dimension",
+                    "timeout",
+                ]
+            },
+        ),
+    ]
+
+    def check_connection(self) -> tuple[bool, str]:
+        try:
+            return check_embedder()
+        except ValueError as exc:  # e.g. an unknown provider in the environment
+            return False, str(exc)
 
 
 @admin.register(SyncRecord)

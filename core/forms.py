@@ -15,6 +15,7 @@ from core.models import (
     ProjectStatus,
     Release,
 )
+from core.services.index.service import MAX_SEARCH_PAGE
 
 MAX_QUERY_LENGTH = 200
 
@@ -228,7 +229,19 @@ class SearchForm(BootstrapMixin, forms.Form):
         queryset=Project.objects.all(), required=False, empty_label="All projects"
     )
     status = forms.ChoiceField(choices=[], required=False)
-    page = forms.IntegerField(min_value=1, required=False)
+    mode = forms.ChoiceField(
+        choices=[("keyword", "Keyword"), ("semantic", "Semantic")],
+        required=False,
+        help_text="Keyword ranks by the words; semantic by meaning.",
+    )
+    page = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_SEARCH_PAGE,
+        required=False,
+        error_messages={
+            "max_value": f"Only the first {MAX_SEARCH_PAGE} pages can be shown: narrow the search."
+        },
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

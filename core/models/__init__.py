@@ -20,6 +20,9 @@ from .items import Attachment, Item, ItemComment, ItemStatus, ItemType
 from .organisations import Organisation, Project, ProjectStatus
 from .planning import Change, ChangeRisk, ChangeStatus, Node, NodeType, Release, ReleaseStatus
 from .sync import (
+    EmbedderConfiguration,
+    EmbedderProvider,
+    EmbeddingCache,
     ReconcileRun,
     ReconcileStatus,
     SyncOperation,
@@ -36,6 +39,9 @@ __all__ = [
     "Change",
     "ChangeRisk",
     "ChangeStatus",
+    "EmbedderConfiguration",
+    "EmbedderProvider",
+    "EmbeddingCache",
     "ExternalIssueMapping",
     "ExternalKind",
     "ExternalProvider",

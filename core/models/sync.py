@@ -38,6 +38,17 @@ class WeaviateConfiguration(SingletonModel):
     )
     query_timeout = models.FloatField(default=10.0, help_text="Seconds for a read.")
     insert_timeout = models.FloatField(default=30.0, help_text="Seconds for a batch write.")
+    vectorizer = models.CharField(
+        max_length=30,
+        choices=[
+            ("agira", "Agira's embedder (vectors sent with every write)"),
+            ("text2vec-transformers", "Weaviate's text2vec-transformers module (server-side)"),
+        ],
+        default="agira",
+        help_text="Who computes the vectors. The server-side module must serve the same model "
+        "as Agira's embedder (docker-compose.yml runs all-MiniLM-L6-v2) so that query vectors "
+        "agree; a change needs a new collection and `manage.py sync_weaviate --full`.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -46,6 +57,76 @@ class WeaviateConfiguration(SingletonModel):
 
     def __str__(self) -> str:
         return "Weaviate configuration"
+
+
+class EmbedderProvider(models.TextChoices):
+    LOCAL = "local", "Local model (ONNX on the CPU)"
+    HTTP = "http", "OpenAI-compatible endpoint (/v1/embeddings)"
+    NONE = "none", "None (keyword search only)"
+
+
+class EmbedderConfiguration(SingletonModel):
+    """Which model turns texts into vectors, edited in the admin. A singleton.
+
+    Environment variables (`AGIRA_EMBEDDER_*`) override every field.
+    """
+
+    provider = models.CharField(
+        max_length=10, choices=EmbedderProvider.choices, default=EmbedderProvider.LOCAL
+    )
+    local_model_path = models.CharField(
+        "local model folder",
+        max_length=500,
+        blank=True,
+        help_text="A folder holding another ONNX sentence model (model.onnx and tokenizer.json). "
+        "Empty: all-MiniLM-L6-v2, shipped with Agira.",
+    )
+    http_url = models.CharField(
+        "endpoint URL",
+        max_length=300,
+        blank=True,
+        help_text="Base URL of an OpenAI-compatible API, e.g. http://localhost:11434 (Ollama).",
+    )
+    http_model = models.CharField("model name", max_length=200, blank=True)
+    http_api_key = models.CharField(
+        "API key",
+        max_length=500,
+        blank=True,
+        help_text="Write-only: never shown again. Leave empty to keep it, or for no key.",
+    )
+    http_dimension = models.PositiveIntegerField(
+        "dimension",
+        null=True,
+        blank=True,
+        help_text="The model's vector length; empty: learnt from the endpoint.",
+    )
+    batch_size = models.PositiveIntegerField(default=32, help_text="Texts per model call.")
+    timeout = models.FloatField(default=30.0, help_text="Seconds for one endpoint request.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Embedder configuration"
+        verbose_name_plural = "Embedder configuration"
+
+    def __str__(self) -> str:
+        return "Embedder configuration"
+
+
+class EmbeddingCache(models.Model):
+    """A vector by the text it was computed from and the model that computed
+    it: unchanged text is never embedded twice, whichever target or command
+    asks. `key` is sha256(model key + text); the vector is float32 bytes."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    model = models.CharField(max_length=300)
+    vector = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "cached embedding"
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.key[:12]}"
 
 
 class SyncOperation(models.TextChoices):
@@ -91,6 +172,9 @@ class SyncRecord(models.Model):
     # Hash of the document last written successfully: a write of the same
     # content is skipped.
     content_hash = models.CharField(max_length=64, blank=True)
+    # The embedding model (ModelInfo.key) of the vector last written, "" for
+    # none: a change of model makes every record due for a new vector.
+    embedding_model = models.CharField(max_length=300, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -126,6 +210,8 @@ class SyncTargetStatus(models.Model):
     target = models.CharField(max_length=20, unique=True)
     reachable = models.BooleanField(default=False)
     last_error = models.TextField(blank=True)
+    # TargetUnavailable.reason of the last error: unreachable, auth, misconfigured ...
+    reason = models.CharField(max_length=20, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     server_version = models.CharField(max_length=50, blank=True)

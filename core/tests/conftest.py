@@ -52,7 +52,8 @@ def configure_weaviate(server, settings) -> None:
     )
     settings.AGIRA_SYNC_MODE = "queued"
     settings.AGIRA_SYNC_BACKOFF_SECONDS = 0.0
-    # Weaviate alone; tests of both targets at once enable the embedded index.
+    # Weaviate alone; tests of several targets at once enable the others.
+    settings.AGIRA_EMBEDDED_ENABLED = False
     settings.AGIRA_QDRANT_ENABLED = False
 
 
@@ -67,7 +68,7 @@ def weaviate_sync(weaviate_server, settings, transactional_db):
     return weaviate_server
 
 
-@pytest.fixture(params=["weaviate", "qdrant"])
+@pytest.fixture(params=["weaviate", "embedded", "qdrant"])
 def sync(request, settings, transactional_db, weaviate_server):
     """Agira syncing to one target, committing for real."""
     settings.AGIRA_SYNC_MODE = "queued"
@@ -76,6 +77,14 @@ def sync(request, settings, transactional_db, weaviate_server):
         configure_weaviate(weaviate_server, settings)
         yield harness.WeaviateHarness(weaviate_server)
         return
+    if request.param == "embedded":
+        settings.AGIRA_EMBEDDED_BUSY_TIMEOUT = 0.2
+        embedded = harness.EmbeddedHarness(settings.AGIRA_EMBEDDED_PATH)
+        yield embedded
+        embedded.up()
+        return
+    # qdrant-client's local mode stands in for a Qdrant server.
+    settings.AGIRA_EMBEDDED_ENABLED = False
     settings.AGIRA_QDRANT_ENABLED = True
     settings.AGIRA_QDRANT_LOCK_TIMEOUT = 0.2
     embedded = harness.QdrantHarness(settings.AGIRA_QDRANT_PATH)

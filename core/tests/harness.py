@@ -1,7 +1,11 @@
-"""A harness over each index target, so one behaviour test runs against both."""
+"""A harness over each index target, so one behaviour test runs against each."""
+
+import apsw
+import numpy as np
 
 from core.models import SyncRecord
 from core.services.index.documents import object_uuid
+from core.services.index.targets.embedded import embedded_target
 from core.services.index.targets.qdrant import FolderLock, qdrant_target
 from core.testing.weaviate_server.faults import BATCH_OBJECTS, BATCH_OBJECTS_SENT
 
@@ -19,6 +23,11 @@ class _Harness:
             target=self.name, object_type=object_type, object_id=str(object_id)
         )
 
+    def vector(self, object_type: str, object_id) -> np.ndarray | None:
+        """The vector the index holds for an object, as the index returns it."""
+        raw = self.target.fetch_vector(object_uuid(object_type, object_id))
+        return None if raw is None else np.asarray(raw, dtype=np.float32)
+
 
 class WeaviateHarness(_Harness):
     """Reads the server's own store and counters."""
@@ -32,6 +41,12 @@ class WeaviateHarness(_Harness):
 
     def __init__(self, server):
         self.server = server
+
+    @property
+    def target(self):
+        from core.services.index.targets.weaviate import weaviate_target
+
+        return weaviate_target()
 
     def get(self, object_type, object_id):
         return self.server.store.get("AgiraObject", object_uuid(object_type, object_id))
@@ -103,4 +118,52 @@ class QdrantHarness(_Harness):
     def up(self) -> None:
         if self._blocker is not None:
             self._blocker.release()
+            self._blocker = None
+
+
+class EmbeddedHarness(_Harness):
+    """Reads the embedded SQLite index through its target.
+
+    "Down" is the failure the embedded index really has: another process
+    holding a write transaction longer than the busy timeout (readers go on).
+    """
+
+    name = "embedded"
+    down_message = "is busy: another process has been writing"
+
+    def __init__(self, path):
+        self.path = path
+        self._blocker: apsw.Connection | None = None
+
+    @property
+    def target(self):
+        return embedded_target()
+
+    def get(self, object_type, object_id):
+        return self.target.fetch(object_uuid(object_type, object_id))
+
+    def count(self) -> int:
+        return self.target.count()
+
+    def writes(self) -> int:
+        return self.target.stats["upsert batches"]
+
+    def objects_written(self) -> int:
+        return self.target.stats["upserted points"]
+
+    def reset_counts(self) -> None:
+        self.target.stats.clear()
+
+    def remove(self, object_type, object_id) -> None:
+        self.target.delete_many([object_uuid(object_type, object_id)])
+
+    def down(self) -> None:
+        self.target.ensure_collection()  # the file exists before it is held
+        self._blocker = apsw.Connection(str(self.path))
+        self._blocker.execute("BEGIN IMMEDIATE")
+
+    def up(self) -> None:
+        if self._blocker is not None:
+            self._blocker.execute("ROLLBACK")
+            self._blocker.close()
             self._blocker = None

@@ -21,6 +21,7 @@ def search(request: HttpRequest) -> HttpResponse:
                 project_id=str(project.pk) if project else "",
                 status=data["status"],
                 page=data["page"] or 1,
+                mode=data["mode"] or "keyword",
             )
         except TargetUnavailable as exc:
             context["error"] = str(exc)

@@ -102,7 +102,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--target",
-            choices=["weaviate", "qdrant"],
+            choices=["weaviate", "embedded", "qdrant"],
             default=None,
             help="Only this target (default: every active one).",
         )

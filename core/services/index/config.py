@@ -25,6 +25,7 @@ ENV_OVERRIDES: dict[str, tuple[str, type]] = {
     "AGIRA_WEAVIATE_CONNECT_TIMEOUT": ("connect_timeout", float),
     "AGIRA_WEAVIATE_QUERY_TIMEOUT": ("query_timeout", float),
     "AGIRA_WEAVIATE_INSERT_TIMEOUT": ("insert_timeout", float),
+    "AGIRA_WEAVIATE_VECTORIZER": ("vectorizer", str),
 }
 
 
@@ -39,6 +40,7 @@ class WeaviateSettings:
     connect_timeout: float
     query_timeout: float
     insert_timeout: float
+    vectorizer: str = "agira"
     overridden: frozenset[str] = frozenset()
 
     @property
@@ -68,6 +70,7 @@ class WeaviateSettings:
             self.connect_timeout,
             self.query_timeout,
             self.insert_timeout,
+            self.vectorizer,
         )
         return "|".join(map(str, parts))
 

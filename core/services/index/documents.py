@@ -420,6 +420,36 @@ def document_for(instance: Model) -> dict:
     return OBJECT_TYPES[object_type].serialize(instance)
 
 
+# Types whose `text` opens with a paragraph of state (status, risk, labels ...)
+# before the object's own words. That paragraph is left out of the embedded
+# text, so a change of status alone needs no new vector.
+_HEADED_TYPES = frozenset({"item", "change", "node", "release", "github_issue", "github_pr"})
+
+
+def embedding_text(doc: dict) -> str:
+    """What an object's vector is computed from: its title and its own words.
+
+    The model sees the first 256 tokens (about 1,000 characters of English);
+    the title goes first so that it is always among them. The state header of
+    `text` (see `_HEADED_TYPES`) and a comment's generated title ("Comment by
+    ... on #12") are left out: they say nothing about the content and would
+    make every status change a model call.
+    """
+    object_type = doc.get("type")
+    title = doc.get("title") or ""
+    text = doc.get("text") or ""
+    if object_type in _HEADED_TYPES:
+        _header, _sep, text = text.partition("\n\n")
+    if object_type == "comment":
+        title = ""
+    # More than the model can read is never sent to it.
+    # An empty input is refused by some endpoints: say at least what it is.
+    return f"{title}\n\n{text}".strip()[:EMBED_MAX_CHARS] or str(object_type or "object")
+
+
+EMBED_MAX_CHARS = 4000
+
+
 def normalise(doc: dict) -> dict:
     """A document in one canonical form, whichever side it came from.
 

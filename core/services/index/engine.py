@@ -45,7 +45,16 @@ from core.models import (
 )
 
 from . import config
-from .documents import OBJECT_TYPES, content_hash, get_weaviate_type, normalise, object_uuid
+from .documents import (
+    OBJECT_TYPES,
+    content_hash,
+    embedding_text,
+    get_weaviate_type,
+    normalise,
+    object_uuid,
+)
+from .embeddings import EmbedderUnavailable, current_embedder
+from .embeddings.cache import embed_texts
 from .targets.base import Target, TargetUnavailable
 
 logger = logging.getLogger("agira.index")
@@ -58,9 +67,9 @@ def active_targets() -> list[Target]:
     """The targets changes go to now, the primary one first.
 
     Weaviate when it is enabled in the admin (or the environment) is the
-    primary; the embedded Qdrant index (on by default, `AGIRA_QDRANT_ENABLED`)
-    is the primary otherwise. Both can be active: each keeps its own records,
-    retries and failures.
+    primary; the embedded index (on by default, `AGIRA_EMBEDDED_ENABLED`) is
+    the primary otherwise; a Qdrant server (`AGIRA_QDRANT_ENABLED`) comes last.
+    Several can be active: each keeps its own records, retries and failures.
     """
     targets: list[Target] = []
     weaviate_config = config.weaviate_settings()
@@ -70,6 +79,10 @@ def active_targets() -> list[Target]:
         targets.append(weaviate_target(weaviate_config))
     # Each client library is imported only when its target is on (qdrant-client
     # alone costs a command half a second of start-up).
+    if settings.AGIRA_EMBEDDED_ENABLED:
+        from .targets.embedded import embedded_target
+
+        targets.append(embedded_target())
     if settings.AGIRA_QDRANT_ENABLED:
         from .targets.qdrant import qdrant_settings, qdrant_target
 
@@ -235,6 +248,50 @@ def reset_breakers() -> None:
         _breaker.clear()
 
 
+# -- vectors ---------------------------------------------------------------------
+def expected_model(target: Target) -> str:
+    """The embedding model key a target's vectors come from now ("" for none):
+    a synced record with another key is due for a new vector."""
+    server_side = getattr(target, "server_vectorizer", None)
+    if server_side:
+        return server_side
+    try:
+        embedder = current_embedder()
+        return embedder.info.key if embedder is not None else ""
+    except EmbedderUnavailable as exc:
+        raise TargetUnavailable(
+            f"The embedder is unavailable: {exc}", reason="misconfigured"
+        ) from exc
+
+
+def write_documents(
+    target: Target, documents: list[tuple[uuid.UUID, dict]]
+) -> tuple[dict[int, str], str]:
+    """Embed (from the cache where it can) and write documents to a target.
+
+    Returns the per-document errors and the embedding model key the vectors
+    came from. A target that vectorises on its own server gets none; an
+    embedder that cannot be used makes the target unavailable for now (the
+    changes wait, no attempt is counted), before anything is written.
+    """
+    if not documents:
+        return {}, ""
+    server_side = getattr(target, "server_vectorizer", None)
+    if server_side:
+        return target.upsert_many(documents), server_side
+    try:
+        embedder = current_embedder()
+        if embedder is None:
+            return target.upsert_many(documents), ""
+        vectors = embed_texts(embedder, [embedding_text(doc) for _oid, doc in documents])
+        model = embedder.info.key
+    except EmbedderUnavailable as exc:
+        raise TargetUnavailable(
+            f"The embedder is unavailable: {exc}", reason="misconfigured"
+        ) from exc
+    return target.upsert_many(documents, vectors=vectors, embedding_model=model), model
+
+
 # -- draining --------------------------------------------------------------------
 @dataclass
 class TargetReport:
@@ -363,9 +420,14 @@ def _release(records: list[SyncRecord]) -> None:
     )
 
 
-def _set_status(target: Target, *, error: str = "") -> None:
+def _set_status(target: Target, *, error: str = "", reason: str = "") -> None:
     now = timezone.now()
-    values = {"reachable": not error, "last_error": error, "last_checked_at": now}
+    values = {
+        "reachable": not error,
+        "last_error": error,
+        "reason": reason if error else "",
+        "last_checked_at": now,
+    }
     if not error:
         values["last_success_at"] = now
     SyncTargetStatus.objects.update_or_create(target=target.name, defaults=values)
@@ -387,7 +449,7 @@ def _drain_target(target: Target, *, cutoff, max_batches: int | None) -> TargetR
         with target.session():
             return _drain_batches(target, cutoff=cutoff, max_batches=max_batches)
     except TargetUnavailable as exc:  # the session itself could not start
-        _set_status(target, error=str(exc))
+        _set_status(target, error=str(exc), reason=exc.reason)
         logger.warning("%s unavailable; its changes wait: %s", target.label, exc)
         return TargetReport(error=str(exc))
 
@@ -405,7 +467,7 @@ def _drain_batches(target: Target, *, cutoff, max_batches: int | None) -> Target
         except TargetUnavailable as exc:
             _release(records)
             report.error = str(exc)
-            _set_status(target, error=str(exc))
+            _set_status(target, error=str(exc), reason=exc.reason)
             logger.warning("%s unavailable; %d changes wait: %s", target.label, len(records), exc)
             return report
         except Exception:
@@ -422,6 +484,7 @@ class _Outcome:
     state: str
     content_hash: str = ""
     error: str = ""
+    embedding_model: str = ""
 
 
 def _process(target: Target, records: list[SyncRecord], report: TargetReport) -> None:
@@ -432,6 +495,7 @@ def _process(target: Target, records: list[SyncRecord], report: TargetReport) ->
     outcomes: list[_Outcome] = []
     upserts: list[tuple[SyncRecord, uuid.UUID, dict, str]] = []
     deletes: list[tuple[SyncRecord, uuid.UUID]] = []
+    model: str | None = None  # the expected embedding model, looked up once
     for object_type, group in by_type.items():
         spec = OBJECT_TYPES.get(object_type)
         if spec is None:
@@ -456,18 +520,34 @@ def _process(target: Target, records: list[SyncRecord], report: TargetReport) ->
                 continue
             digest = content_hash(doc, normalised=True)
             if digest == record.content_hash and record.last_synced_at is not None:
-                outcomes.append(_Outcome(record, SyncState.SYNCED, content_hash=digest))
-                report.unchanged += 1
-                continue
+                if model is None:
+                    model = expected_model(target)
+                if record.embedding_model == model:
+                    outcomes.append(
+                        _Outcome(
+                            record, SyncState.SYNCED, content_hash=digest, embedding_model=model
+                        )
+                    )
+                    report.unchanged += 1
+                    continue
             upserts.append((record, oid, doc, digest))
 
     if upserts:
-        errors = target.upsert_many([(oid, doc) for _r, oid, doc, _h in upserts])
+        errors, written_model = write_documents(
+            target, [(oid, doc) for _r, oid, doc, _h in upserts]
+        )
         for index, (record, _oid, _doc, digest) in enumerate(upserts):
             if index in errors:
                 outcomes.append(_Outcome(record, "error", error=errors[index]))
             else:
-                outcomes.append(_Outcome(record, SyncState.SYNCED, content_hash=digest))
+                outcomes.append(
+                    _Outcome(
+                        record,
+                        SyncState.SYNCED,
+                        content_hash=digest,
+                        embedding_model=written_model,
+                    )
+                )
                 report.written += 1
     if deletes:
         errors = target.delete_many([oid for _r, oid in deletes])
@@ -522,6 +602,7 @@ def _complete(target: Target, outcomes: list[_Outcome], report: TargetReport) ->
             else:
                 record.state = outcome.state
                 record.content_hash = outcome.content_hash
+                record.embedding_model = outcome.embedding_model
                 record.last_synced_at = now
                 record.attempts, record.last_error, record.next_attempt_at = 0, "", None
             record.changed_at = now
@@ -535,16 +616,16 @@ def _complete(target: Target, outcomes: list[_Outcome], report: TargetReport) ->
 _RECORD_TABLE = SyncRecord._meta.db_table
 _FOLD_SQL = f"""
     INSERT INTO {_RECORD_TABLE} (target, object_type, object_id, operation, state, content_hash,
-        attempts, next_attempt_at, last_error, changed_at, version, claim_token)
-    VALUES (%s, %s, %s, %s, 'pending', '', 0, %s, '', %s, %s, '')
+        embedding_model, attempts, next_attempt_at, last_error, changed_at, version, claim_token)
+    VALUES (%s, %s, %s, %s, 'pending', '', '', 0, %s, '', %s, %s, '')
     ON CONFLICT (target, object_type, object_id) DO UPDATE SET
         operation = excluded.operation, state = 'pending', version = excluded.version,
         attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = '',
         changed_at = excluded.changed_at
 """  # noqa: S608 - the table name is ours
 _COMPLETE_SQL = f"""
-    UPDATE {_RECORD_TABLE} SET state = %s, content_hash = %s, last_synced_at = %s,
-        attempts = %s, last_error = %s, next_attempt_at = %s, claim_token = '',
+    UPDATE {_RECORD_TABLE} SET state = %s, content_hash = %s, embedding_model = %s,
+        last_synced_at = %s, attempts = %s, last_error = %s, next_attempt_at = %s, claim_token = '',
         claimed_until = NULL, changed_at = %s
     WHERE id = %s
 """  # noqa: S608 - the table name is ours
@@ -565,6 +646,7 @@ def _update_records(records: list[SyncRecord]) -> None:
                 (
                     r.state,
                     r.content_hash,
+                    r.embedding_model,
                     adapt(r.last_synced_at),
                     r.attempts,
                     r.last_error,
@@ -582,9 +664,11 @@ def record_outcomes(
     *,
     written: list[tuple[str, str, str]],
     failed: list[tuple[str, str, str]],
+    embedding_model: str = "",
 ) -> None:
-    """Record direct writes: (type, id, content hash) written, (type, id, error)
-    refused. Used by pushes and by the reconcile command."""
+    """Record direct writes: (type, id, content hash) written with vectors of
+    `embedding_model`, (type, id, error) refused. Used by pushes and by the
+    reconcile command."""
     now = timezone.now()
     base = {
         "target": target_name,
@@ -602,6 +686,7 @@ def record_outcomes(
                 object_id=i,
                 state=SyncState.SYNCED,
                 content_hash=h,
+                embedding_model=embedding_model,
                 last_synced_at=now,
                 attempts=0,
                 last_error="",
@@ -609,7 +694,15 @@ def record_outcomes(
             )
             for t, i, h in written
         ],
-        [*common, "content_hash", "last_synced_at", "attempts", "last_error", "next_attempt_at"],
+        [
+            *common,
+            "content_hash",
+            "embedding_model",
+            "last_synced_at",
+            "attempts",
+            "last_error",
+            "next_attempt_at",
+        ],
     )
     _save_records(
         [
@@ -648,11 +741,11 @@ def write_now(instances: Iterable[Model], *, targets: list[Target] | None = None
     for target in targets:
         report = TargetReport()
         try:
-            errors = target.upsert_many([(oid, doc) for _i, _t, oid, doc in docs])
+            errors, model = write_documents(target, [(oid, doc) for _i, _t, oid, doc in docs])
         except TargetUnavailable as exc:
             report.error = str(exc)
             report.failed = len(docs)
-            _set_status(target, error=str(exc))
+            _set_status(target, error=str(exc), reason=exc.reason)
             results[target.name] = report
             continue
         _set_status(target)
@@ -666,7 +759,7 @@ def write_now(instances: Iterable[Model], *, targets: list[Target] | None = None
             for index, (instance, object_type, _oid, _doc) in enumerate(docs)
             if index in errors
         ]
-        record_outcomes(target.name, written=written, failed=failed)
+        record_outcomes(target.name, written=written, failed=failed, embedding_model=model)
         report.written, report.failed = len(written), len(failed)
         results[target.name] = report
     return results

@@ -131,7 +131,15 @@ from .documents import (
     normalise,
     object_uuid,
 )
-from .engine import _drain_target, _set_status, active_targets, fold_outbox, record_outcomes
+from .engine import (
+    _drain_target,
+    _set_status,
+    active_targets,
+    expected_model,
+    fold_outbox,
+    record_outcomes,
+    write_documents,
+)
 from .targets.base import Target, TargetUnavailable, supports_versions
 
 logger = logging.getLogger("agira.index.reconcile")
@@ -374,7 +382,7 @@ def reconcile(
             result.unavailable = True
             result.error = str(exc)
             if not dry_run:
-                _set_status(chosen, error=str(exc))
+                _set_status(chosen, error=str(exc), reason=exc.reason)
             _finish(run, status=ReconcileStatus.FAILED, error=str(exc), counts=result.counts)
         except BaseException as exc:
             _finish(
@@ -424,7 +432,10 @@ def _run_target(
 ) -> None:
     for t in types:
         result.counts.setdefault(t, _zero())  # every chosen type appears in the table
+    model = expected_model(target)
     with target.session():
+        if full and not dry_run:
+            _reset_vectors_of_another_model(target, model)
         if not dry_run:
             _heartbeat(run, step="draining the outbox")
             _drain(target, all_active, result)
@@ -463,6 +474,7 @@ def _run_target(
                     mirror=mirror,
                     confirmed_since=confirmed.get(object_type),
                     progress=progress,
+                    model=model,
                 )
                 progress.finish()
             _heartbeat(run, step="looking for orphans", counts=_plain_counts(result.counts))
@@ -490,6 +502,26 @@ def _run_target(
             _heartbeat(run, step="draining the outbox again")
             _drain(target, all_active, result)
             _set_status(target)
+
+
+def _reset_vectors_of_another_model(target: Target, model: str) -> None:
+    """A full run after a change of model to one of another dimension: the
+    embedded index drops its vectors so that the run can write the new ones
+    (Weaviate and Qdrant collections are never altered; their targets say so)."""
+    vector_info = getattr(target, "vector_info", None)
+    reset = getattr(target, "reset_vectors", None)
+    if vector_info is None or reset is None or not model:
+        return
+    stored = vector_info()
+    dimension = model.rsplit(":", 1)[-1]
+    if stored is not None and (str(stored[0]) != dimension or stored[1] != model):
+        logger.warning(
+            "%s holds vectors of %s; dropping them to write those of %s",
+            target.label,
+            stored[1] or "another model",
+            model,
+        )
+        reset()
 
 
 def _compared_since(
@@ -777,6 +809,7 @@ def _decide(
     *,
     confirmed_since: datetime | None,
     confirm: bool,
+    model: str = "",
 ) -> int:
     """Note the type's rows in `rows_<type>` and those that can be left alone
     in `alone`; return how many those are.
@@ -820,14 +853,18 @@ def _decide(
         records = records.filter(changed_at__gte=since)
     # The state is checked here, not in SQL: filtering on (target, object_type)
     # alone reads the records' unique index, (target, state) would read every
-    # synced record of the target for each type. A record not synced has no hash.
+    # synced record of the target for each type. A record not synced, or whose
+    # vector came from another embedding model, has no hash: it is compared.
     _fill(
         db,
         "INSERT OR IGNORE INTO rec VALUES (?, ?)",
         (
-            (int(object_id), digest if state == SyncState.SYNCED else None)
-            for object_id, state, digest in records.order_by()
-            .values_list("object_id", "state", "content_hash")
+            (
+                int(object_id),
+                digest if state == SyncState.SYNCED and embedded_by == model else None,
+            )
+            for object_id, state, digest, embedded_by in records.order_by()
+            .values_list("object_id", "state", "content_hash", "embedding_model")
             .iterator(STREAM_CHUNK)
             if object_id.isdigit()
         ),
@@ -878,6 +915,7 @@ def _compare_type(
     mirror: bool,
     confirmed_since: datetime | None,
     progress: Progress,
+    model: str = "",
 ) -> int:
     """Compare the type's rows; return how many index objects of the type are
     a row's (left alone, or found under the row's id when compared)."""
@@ -898,6 +936,7 @@ def _compare_type(
         since,
         confirmed_since=confirmed_since,
         confirm=mirror and not dry_run,
+        model=model,
     )
     counts["unchanged"] += left_alone
     progress.advance(left_alone)
@@ -922,7 +961,16 @@ def _compare_type(
             break
         last_pk = pks[-1]
         matched += _compare_rows(
-            target, result, db, spec, object_type, pks, full=full, dry_run=dry_run, mirror=mirror
+            target,
+            result,
+            db,
+            spec,
+            object_type,
+            pks,
+            full=full,
+            dry_run=dry_run,
+            mirror=mirror,
+            model=model,
         )
         run.progress = {**(run.progress or {}), object_type: last_pk}
         _heartbeat(
@@ -947,9 +995,11 @@ def _compare_rows(
     full: bool,
     dry_run: bool,
     mirror: bool,
+    model: str = "",
 ) -> int:
-    """Serialize these rows, compare them with the index, write the difference.
-    Returns how many of them the index held under their ids (as this type)."""
+    """Serialize these rows, compare them with the index, write the difference
+    (and what holds a vector of another embedding model). Returns how many of
+    them the index held under their ids (as this type)."""
     counts = result.counts[object_type]
     docs: list[tuple[str, bytes, dict, str]] = []
     failures: list[tuple[str, str]] = []
@@ -971,19 +1021,26 @@ def _compare_rows(
     held = _lookup(db, [d[1] for d in docs])
     have = {oid: digest for oid, (digest, _type) in held.items()}
     db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(d[1],) for d in docs])
+    other_model = set(
+        SyncRecord.objects.filter(
+            target=target.name, object_type=object_type, object_id__in=[d[0] for d in docs]
+        )
+        .exclude(embedding_model=model)
+        .values_list("object_id", flat=True)
+    )
     writes: list[tuple[str, bytes, dict, str, str]] = []  # + action
     synced: list[tuple[str, str]] = []  # (object id, hash) now in the index
     for object_id, oid, doc, digest in docs:
         current = have.get(oid)
         if current is None:
             writes.append((object_id, oid, doc, digest, "created"))
-        elif full or current != digest:
+        elif full or current != digest or object_id in other_model:
             writes.append((object_id, oid, doc, digest, "updated"))
         else:
             counts["unchanged"] += 1
             synced.append((object_id, digest))
     if writes and not dry_run:
-        errors = target.upsert_many([(uuid.UUID(bytes=w[1]), w[2]) for w in writes])
+        errors, model = write_documents(target, [(uuid.UUID(bytes=w[1]), w[2]) for w in writes])
     else:
         errors = {}
     for index, (object_id, _oid, _doc, digest, action) in enumerate(writes):
@@ -994,7 +1051,7 @@ def _compare_rows(
             counts[action] += 1
             synced.append((object_id, digest))
     if not dry_run:
-        now_synced = _record(target.name, object_type, synced, failures)
+        now_synced = _record(target.name, object_type, synced, failures, model)
         if mirror:
             if len(errors) < len(writes):
                 # Read back what was written: the next run knows these versions.
@@ -1016,6 +1073,7 @@ def _record(
     object_type: str,
     synced: list[tuple[str, str]],
     failures: list[tuple[str, str]],
+    model: str = "",
 ) -> dict[str, str]:
     """Sync records for what the index now holds, so buttons show green.
 
@@ -1027,22 +1085,22 @@ def _record(
     if not ids:
         return {}
     existing = {
-        object_id: (state, digest)
-        for object_id, state, digest in SyncRecord.objects.filter(
+        object_id: (state, digest, embedded_by)
+        for object_id, state, digest, embedded_by in SyncRecord.objects.filter(
             target=target_name, object_type=object_type, object_id__in=ids
-        ).values_list("object_id", "state", "content_hash")
+        ).values_list("object_id", "state", "content_hash", "embedding_model")
     }
     written = [
         (object_type, object_id, digest)
         for object_id, digest in synced
         if not (
-            existing.get(object_id) == (SyncState.SYNCED, digest)
+            existing.get(object_id) == (SyncState.SYNCED, digest, model)
             or (existing.get(object_id) and existing[object_id][0] == SyncState.PENDING)
         )
     ]
     failed = [(object_type, object_id, error) for object_id, error in failures]
-    record_outcomes(target_name, written=written, failed=failed)
-    pending = {i for i, (state, _digest) in existing.items() if state == SyncState.PENDING}
+    record_outcomes(target_name, written=written, failed=failed, embedding_model=model)
+    pending = {i for i, (state, _d, _m) in existing.items() if state == SyncState.PENDING}
     return {object_id: digest for object_id, digest in synced if object_id not in pending}
 
 

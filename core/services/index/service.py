@@ -157,6 +157,11 @@ def check_weaviate_connection() -> tuple[bool, str]:
 
 
 SEARCH_PAGE_SIZE = 20
+# Deeper pages are refused: a page far down costs the index as much as every
+# page before it, and nobody reads result 1,001.
+MAX_SEARCH_PAGE = 50
+MAX_SEARCH_LIMIT = 100
+SEARCH_MODES = ("keyword", "semantic")
 
 
 @dataclass(frozen=True)
@@ -166,10 +171,25 @@ class SearchResults:
     has_next: bool
     total: int | None
     target_label: str
+    mode: str = "keyword"
 
     @property
     def has_previous(self) -> bool:
         return self.page > 1
+
+
+def embed_query(text: str):
+    """The vector of a search query (one short text, not cached), or None when
+    no embedder is configured. Raises TargetUnavailable if it cannot be made."""
+    from .embeddings import EmbedderUnavailable, current_embedder
+
+    try:
+        embedder = current_embedder()
+        return None if embedder is None else embedder.embed([text])[0]
+    except EmbedderUnavailable as exc:
+        raise TargetUnavailable(
+            f"Semantic search is unavailable: {exc}", reason="misconfigured"
+        ) from exc
 
 
 def search_objects(
@@ -180,23 +200,42 @@ def search_objects(
     status: str = "",
     page: int = 1,
     per_page: int = SEARCH_PAGE_SIZE,
+    mode: str = "keyword",
 ) -> SearchResults:
-    """Keyword search in the primary target (Weaviate BM25, or the embedded
-    index's full-text match), filtered exactly by type, project and status."""
+    """Search the primary target, filtered exactly (inside the index query) by
+    type, project and status, best first: `keyword` ranks by BM25 over title
+    and text, `semantic` by the cosine of the query's vector and the objects'.
+
+    `page` is capped at MAX_SEARCH_PAGE and `per_page` at MAX_SEARCH_LIMIT.
+    """
+    if mode not in SEARCH_MODES:
+        raise ValueError(f"mode must be one of {', '.join(SEARCH_MODES)}")
     target = primary_target()
-    page = max(1, page)
+    page = min(max(1, page), MAX_SEARCH_PAGE)
+    per_page = min(max(1, per_page), MAX_SEARCH_LIMIT)
     filters = {"type": object_type, "project_id": str(project_id or ""), "status": status}
+    vector = None
+    if mode == "semantic":
+        vector = embed_query(query.strip())
+        if vector is None:
+            raise TargetUnavailable(
+                "Semantic search needs an embedder: none is configured (Admin → Embedder "
+                "configuration).",
+                reason="misconfigured",
+            )
     with target.session():
         result = target.search(
             query.strip(),
             filters={k: v for k, v in filters.items() if v},
             limit=per_page,
             offset=(page - 1) * per_page,
+            **({"vector": vector} if vector is not None else {}),
         )
     return SearchResults(
         hits=result.hits,
         page=page,
-        has_next=result.has_next,
+        has_next=result.has_next and page < MAX_SEARCH_PAGE,
         total=result.total,
         target_label=target.label,
+        mode=mode,
     )

@@ -5,16 +5,17 @@ amber  a change is pending or being retried
 red    not in the index, or failed (the reason says which)
 grey   sync disabled, not configured, or the index unreachable (the reason says which)
 
-The per-object view asks the index whether it really holds the object (so a
-deletion behind Agira's back shows red); list badges use the sync records
-only, in one query for the whole page.
+Buttons and list badges answer from the database alone (the sync records,
+the outbox and each target's last known health), so a page never waits on an
+index. Only the modal (which shows the stored document, and so sees a deletion
+behind Agira's back) and Push touch the index.
 """
 
 from dataclasses import dataclass, field
 
 from django.db.models import Model
 
-from core.models import SyncOutbox, SyncRecord, SyncState
+from core.models import SyncOutbox, SyncRecord, SyncState, SyncTargetStatus
 
 from .config import weaviate_settings
 from .documents import OBJECT_TYPES, get_weaviate_type, object_uuid
@@ -71,7 +72,8 @@ def _disabled_state() -> TargetState:
 
 
 def object_status(instance: Model, *, with_document: bool = False) -> ObjectStatus:
-    """The verdict for one object in every active target (asks each index)."""
+    """The verdict for one object in every active target: from the database,
+    or, `with_document`, by reading the object from each index."""
     object_type = get_weaviate_type(instance)
     object_id = str(instance.pk)
     status = ObjectStatus(object_type, object_id)
@@ -83,38 +85,58 @@ def object_status(instance: Model, *, with_document: bool = False) -> ObjectStat
         r.target: r for r in SyncRecord.objects.filter(object_type=object_type, object_id=object_id)
     }
     in_outbox = SyncOutbox.objects.filter(object_type=object_type, object_id=object_id).exists()
+    if not with_document:
+        health = {
+            h.target: h
+            for h in SyncTargetStatus.objects.filter(target__in=[t.name for t in targets])
+        }
+        for target in targets:
+            status.targets.append(
+                _recorded_state(
+                    target, records.get(target.name), in_outbox, health.get(target.name)
+                )
+            )
+        return status
     for target in targets:
         status.targets.append(
-            _target_state(
-                target, object_type, object_id, records.get(target.name), in_outbox, with_document
-            )
+            _target_state(target, object_type, object_id, records.get(target.name), in_outbox)
         )
     return status
 
 
-def _target_state(
+_UNAVAILABLE_SUMMARY = {
+    "auth": "API key rejected",
+    "misconfigured": "Not configured",
+    "disabled": "Sync disabled",
+}
+
+
+def _recorded_state(
     target: Target,
-    object_type: str,
-    object_id: str,
     record: SyncRecord | None,
     in_outbox: bool,
-    with_document: bool,
+    health: SyncTargetStatus | None,
 ) -> TargetState:
+    """The verdict from what the database knows: no index call."""
     label = target.label
-    try:
-        with target.session():
-            document = target.fetch(object_uuid(object_type, object_id))
-    except TargetUnavailable as exc:
-        summary = {
-            "auth": "API key rejected",
-            "misconfigured": "Not configured",
-            "disabled": "Sync disabled",
-        }.get(exc.reason, "Unreachable")
-        return TargetState(target.name, label, GREY, summary, str(exc), record)
+    configured = getattr(getattr(target, "config", None), "configured", True)
+    if not configured:
+        return TargetState(
+            target.name,
+            label,
+            GREY,
+            "Not configured",
+            f"{label} is not configured: set its URL in the admin.",
+            record,
+        )
+    if health is not None and not health.reachable and health.last_error:
+        summary = _UNAVAILABLE_SUMMARY.get(health.reason, "Unreachable")
+        return TargetState(target.name, label, GREY, summary, health.last_error, record)
+    return _verdict(TargetState(target.name, label, GREEN, "In sync", record=record), in_outbox)
 
-    state = TargetState(target.name, label, GREEN, "In sync", record=record)
-    if with_document:
-        state.document = document
+
+def _verdict(state: TargetState, in_outbox: bool, *, document_found: bool | None = None):
+    record = state.record
     if in_outbox or (record and record.state == SyncState.PENDING):
         state.colour, state.summary = AMBER, "Change pending"
         if record and record.attempts:
@@ -124,7 +146,7 @@ def _target_state(
     if record and record.state == SyncState.FAILED:
         state.colour, state.summary, state.reason = RED, "Sync failed", record.last_error
         return state
-    if document is None:
+    if document_found is False:
         state.colour, state.summary = RED, "Not in the index"
         state.reason = (
             "The index does not hold this object."
@@ -132,11 +154,36 @@ def _target_state(
             + " Push it to write it now."
         )
         return state
+    if document_found is None and (record is None or record.state != SyncState.SYNCED):
+        state.colour, state.summary = RED, "Not in the index"
+        state.reason = (
+            "Agira has not written this object to the index yet. Push it to write it now."
+        )
+        return state
     if record is None or record.state != SyncState.SYNCED:
         # In the index (a reconcile or another process put it there) but
         # Agira has no record of writing it: in the index, possibly stale.
         state.summary = "In the index"
     return state
+
+
+def _target_state(
+    target: Target,
+    object_type: str,
+    object_id: str,
+    record: SyncRecord | None,
+    in_outbox: bool,
+) -> TargetState:
+    """The verdict after reading the object from the index (the modal)."""
+    label = target.label
+    try:
+        with target.session():
+            document = target.fetch(object_uuid(object_type, object_id))
+    except TargetUnavailable as exc:
+        summary = _UNAVAILABLE_SUMMARY.get(exc.reason, "Unreachable")
+        return TargetState(target.name, label, GREY, summary, str(exc), record)
+    state = TargetState(target.name, label, GREEN, "In sync", record=record, document=document)
+    return _verdict(state, in_outbox, document_found=document is not None)
 
 
 def badge_states(object_type: str, object_ids: list) -> dict[str, str]:

@@ -39,6 +39,7 @@ def _base_env(var_dir: Path, db_file: Path) -> dict:
         DATABASE_URL=f"sqlite:///{db_file}",
         AGIRA_VAR_DIR=str(var_dir),
         AGIRA_QDRANT_ENABLED="false",
+        AGIRA_EMBEDDED_ENABLED="false",
         AGIRA_QDRANT_PATH=str(var_dir / "qdrant"),
         PYTHONUNBUFFERED="1",
     )

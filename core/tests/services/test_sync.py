@@ -1,7 +1,8 @@
-"""The sync engine's behaviour, the same for every target: run once against
+"""The sync engine's behaviour, the same for every target: run against
 Weaviate (the real weaviate-client and the in-process Weaviate-compatible
-server over HTTP and gRPC) and once against the embedded Qdrant index (the
-real qdrant-client in local mode, in a temporary folder).
+server over HTTP and gRPC), the embedded index (SQLite with FTS5 and
+sqlite-vec, in a temporary folder) and Qdrant (the real qdrant-client in local
+mode). Every write carries the local model's vectors (test_sync_vectors.py).
 
 Weaviate-specific behaviour (faults on the wire, API keys, schemas) is in
 test_sync_weaviate.py."""

@@ -12,6 +12,7 @@ from core.models import SyncRecord, SyncState, WeaviateConfiguration
 from core.services import index
 from core.services.index.documents import object_uuid
 from core.services.index.engine import active_targets, drain
+from core.services.index.targets.embedded import embedded_target
 from core.services.index.targets.qdrant import qdrant_target
 from core.testing.weaviate_server.faults import BATCH_OBJECTS
 from core.tests import factories
@@ -21,26 +22,28 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def both(weaviate_sync, settings):
-    settings.AGIRA_QDRANT_ENABLED = True
+    settings.AGIRA_EMBEDDED_ENABLED = True
     return weaviate_sync
 
 
-def test_weaviate_enabled_is_the_primary_and_the_embedded_index_the_default(both):
-    assert [t.name for t in active_targets()] == ["weaviate", "qdrant"]
+def test_weaviate_enabled_is_the_primary_and_the_embedded_index_the_default(both, settings):
+    assert [t.name for t in active_targets()] == ["weaviate", "embedded"]
     assert index.primary_target().label == "Weaviate"
     WeaviateConfiguration.objects.filter(pk=1).update(enabled=False)
-    assert [t.name for t in active_targets()] == ["qdrant"]
+    assert [t.name for t in active_targets()] == ["embedded"]
     assert index.primary_target().label == "embedded index"
+    settings.AGIRA_QDRANT_ENABLED = True
+    assert [t.name for t in active_targets()] == ["embedded", "qdrant"]
 
 
 def test_with_one_target_down_the_other_stays_in_sync_and_the_down_one_catches_up(both):
     project = factories.make_project()
     both.down()
     items = [factories.make_item(project=project, title=f"both {n}") for n in range(20)]
-    embedded = qdrant_target()
+    embedded = embedded_target()
     for item in items:
         assert embedded.fetch(object_uuid("item", item.pk))["title"] == item.title
-    assert SyncRecord.objects.filter(target="qdrant", state=SyncState.SYNCED).count() == 21
+    assert SyncRecord.objects.filter(target="embedded", state=SyncState.SYNCED).count() == 21
     assert SyncRecord.objects.filter(target="weaviate", state=SyncState.PENDING).count() == 20
     assert both.store.count("AgiraObject") == 1  # only the project, from before
 
@@ -49,7 +52,7 @@ def test_with_one_target_down_the_other_stays_in_sync_and_the_down_one_catches_u
     embedded.stats.clear()
     report = drain()
     assert report.targets["weaviate"].written == 20
-    assert report.targets["qdrant"].written == 0  # it was up to date
+    assert report.targets["embedded"].written == 0  # it was up to date
     assert embedded.stats["upsert batches"] == 0
     assert both.counters[BATCH_OBJECTS] == 1
     assert both.store.count("AgiraObject") == 21
@@ -61,12 +64,12 @@ def test_a_failure_in_one_target_is_recorded_for_that_target_only(both):
     both.faults.fail_objects(where=lambda c, u, p: p.get("title") == "picky", message="no thanks")
     item = factories.make_item(title="picky")
     weaviate = SyncRecord.objects.get(target="weaviate", object_type="item", object_id=item.pk)
-    qdrant = SyncRecord.objects.get(target="qdrant", object_type="item", object_id=item.pk)
+    embedded = SyncRecord.objects.get(target="embedded", object_type="item", object_id=item.pk)
     assert weaviate.state == SyncState.PENDING
     assert weaviate.attempts == 1
     assert weaviate.last_error.endswith("no thanks")
-    assert qdrant.state == SyncState.SYNCED
-    assert qdrant.last_error == ""
+    assert embedded.state == SyncState.SYNCED
+    assert embedded.last_error == ""
 
 
 WRITER = textwrap.dedent(
@@ -90,9 +93,12 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_two_processes_share_the_local_folder_without_already_accessed_errors(settings, tmp_path):
+def test_two_processes_share_qdrants_local_folder_without_already_accessed_errors(
+    settings, tmp_path
+):
     env = {
         **os.environ,
+        "AGIRA_QDRANT_ENABLED": "true",
         "AGIRA_QDRANT_PATH": str(tmp_path / "shared-qdrant"),
         "AGIRA_VAR_DIR": str(tmp_path / "var"),
         "AGIRA_QDRANT_LOCK_TIMEOUT": "30",
@@ -114,13 +120,16 @@ def test_two_processes_share_the_local_folder_without_already_accessed_errors(se
         assert "already accessed by another instance" not in err
     assert {out.strip() for out, _ in outputs} == {"ok web", "ok worker"}
 
+    settings.AGIRA_QDRANT_ENABLED = True
     settings.AGIRA_QDRANT_PATH = env["AGIRA_QDRANT_PATH"]
     assert qdrant_target().count() == 400  # 2 processes x 20 batches x 10
 
 
-def test_a_busy_folder_is_reported_and_the_change_waits(settings, transactional_db):
+def test_a_busy_qdrant_folder_is_reported_and_the_change_waits(settings, transactional_db):
     from core.services.index.targets.qdrant import FolderLock
 
+    settings.AGIRA_EMBEDDED_ENABLED = False
+    settings.AGIRA_QDRANT_ENABLED = True
     settings.AGIRA_QDRANT_LOCK_TIMEOUT = 0.1
     blocker = FolderLock(Path(settings.AGIRA_QDRANT_PATH))
     assert blocker.acquire(timeout=1)
@@ -136,3 +145,88 @@ def test_a_busy_folder_is_reported_and_the_change_waits(settings, transactional_
         blocker.release()
     drain()
     assert qdrant_target().fetch(object_uuid("item", item.pk))["title"] == "Waits"
+
+
+EMBEDDED_WRITER = textwrap.dedent(
+    """
+    import os, sys, uuid, django
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agira.settings")
+    django.setup()
+    import numpy as np
+    from core.services.index.targets.embedded import embedded_target
+    target = embedded_target()
+    tag = sys.argv[1]
+    rng = np.random.default_rng(abs(hash(tag)) % 2**32)
+    for batch in range(30):
+        docs = [(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}-{batch}-{n}"),
+                 {"type": "item", "title": f"{tag} shared words {batch} {n}", "text": "x"})
+                for n in range(10)]
+        vectors = rng.normal(size=(10, 8)).astype("float32")
+        errors = target.upsert_many(docs, vectors=vectors, embedding_model="test:rng:8")
+        assert not errors, errors
+        # Reads between writes, like a page would: a search and a count.
+        assert target.search("shared", filters={"type": "item"}, limit=5, offset=0).hits
+        target.count()
+    target.close()
+    print("ok", tag)
+    """
+)
+
+
+def test_web_and_worker_processes_write_and_read_the_embedded_index_at_once(settings, tmp_path):
+    """Three processes (a web server's reads and writes, a worker's, a command's)
+    use one index file at the same time: no error, no lost write."""
+    path = tmp_path / "shared" / "agira.db"
+    env = {**os.environ, "AGIRA_EMBEDDED_PATH": str(path), "AGIRA_VAR_DIR": str(tmp_path / "var")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", EMBEDDED_WRITER, tag],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("web", "worker", "command")
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-2000:]
+    assert {out.strip() for out, _ in outputs} == {"ok web", "ok worker", "ok command"}
+
+    settings.AGIRA_EMBEDDED_PATH = str(path)
+    target = embedded_target()
+    assert target.count() == 900  # 3 processes x 30 batches x 10
+    assert target.vector_info() == (8, "test:rng:8")
+    probe = object_uuid("x", "y")  # an id no process wrote
+    assert target.fetch(probe) is None
+    web = target.search("web", filters={}, limit=1000, offset=0)
+    assert len(web.hits) == 300
+
+
+def test_a_writer_holding_the_embedded_index_delays_the_change_and_readers_go_on(
+    settings, transactional_db
+):
+    import apsw
+
+    settings.AGIRA_EMBEDDED_BUSY_TIMEOUT = 0.1
+    project = factories.make_project(name="Readable")
+    target = embedded_target()
+    blocker = apsw.Connection(settings.AGIRA_EMBEDDED_PATH)
+    blocker.execute("BEGIN IMMEDIATE")  # another process's long write
+    try:
+        item = factories.make_item(project=project, title="Waits")
+        record = SyncRecord.objects.get(target="embedded", object_type="item", object_id=item.pk)
+        assert record.state == SyncState.PENDING
+        from core.models import SyncTargetStatus
+
+        status = SyncTargetStatus.objects.get(target="embedded")
+        assert "is busy: another process has been writing for more than 0.1 s" in status.last_error
+        # Readers are never blocked by a writer.
+        assert target.fetch(object_uuid("project", project.pk))["title"] == "Readable"
+        assert target.search("Readable", filters={}, limit=5, offset=0).hits
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    drain()
+    assert target.fetch(object_uuid("item", item.pk))["title"] == "Waits"

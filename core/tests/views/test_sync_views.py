@@ -58,7 +58,9 @@ def test_synced_is_green_and_the_modal_shows_the_stored_json(browser, weaviate_s
 def test_missing_is_red_and_push_writes_it_and_fires_the_refresh_event(browser, weaviate_sync):
     item = factories.make_item(title="Lost one")
     weaviate_sync.store.delete("AgiraObject", str(object_uuid("item", item.pk)))
-    assert colour(status(browser, "item", item.pk)) == "red"
+    # The button answers from the records (green until a reconcile finds the loss);
+    # the modal asks the index and shows it at once.
+    assert colour(status(browser, "item", item.pk)) == "green"
     html = modal(browser, "item", item.pk).content.decode()
     assert "This object is not in the index." in html
     assert "removed behind Agira" in html
@@ -118,6 +120,8 @@ def test_disabled_is_grey_and_says_so(browser, settings):
 def test_unreachable_is_grey_with_the_reason(browser, weaviate_sync):
     item = factories.make_item()
     weaviate_sync.down()
+    item.title = "Changed while down"
+    item.save()  # the drain finds the index down and records why
     button = status(browser, "item", item.pk)
     assert button.status_code == 200  # never a 500
     html = button.content.decode()
@@ -130,6 +134,8 @@ def test_unreachable_is_grey_with_the_reason(browser, weaviate_sync):
 def test_wrong_key_is_grey_and_names_the_key_without_showing_it(browser, weaviate_sync):
     item = factories.make_item()
     WeaviateConfiguration.objects.filter(pk=1).update(api_key="wrong-secret-999")
+    item.title = "Changed with a wrong key"
+    item.save()  # the drain is refused and records why
     html = status(browser, "item", item.pk).content.decode()
     assert 'data-sync-colour="grey"' in html
     assert "API key rejected" in html
@@ -153,11 +159,11 @@ def test_every_type_has_a_working_button(browser):
 
 
 def test_both_targets_get_a_section_in_the_modal(browser, settings):
-    settings.AGIRA_QDRANT_ENABLED = True
+    settings.AGIRA_EMBEDDED_ENABLED = True
     item = factories.make_item()
     html = modal(browser, "item", item.pk).content.decode()
     assert 'data-target="weaviate"' in html
-    assert 'data-target="qdrant"' in html
+    assert 'data-target="embedded"' in html
     button = status(browser, "item", item.pk).content.decode()
     assert "embedded index" in button
 
@@ -222,3 +228,25 @@ def test_item_list_badges_show_each_rows_state(browser, weaviate_sync, settings)
     assert 'data-sync-colour="green"' in rows["synced"]
     assert 'data-sync-colour="amber"' in rows["pending"]
     assert pending.pk != synced.pk
+
+
+def test_the_button_answers_from_the_database_without_asking_the_index(browser, weaviate_sync):
+    item = factories.make_item(title="Quiet")
+    weaviate_sync.counters.reset()
+    assert colour(status(browser, "item", item.pk)) == "green"
+    assert weaviate_sync.counters.total() == 0  # not one request reached the index
+    weaviate_sync.down()
+    try:
+        assert colour(status(browser, "item", item.pk)) == "green"
+        # The modal does ask, and says what it found.
+        assert "Unreachable" in modal(browser, "item", item.pk).content.decode()
+    finally:
+        weaviate_sync.up()
+
+
+def test_a_deletion_behind_agiras_back_shows_red_in_the_modal(browser, weaviate_sync):
+    item = factories.make_item(title="Vanished")
+    weaviate_sync.store.delete("AgiraObject", str(object_uuid("item", item.pk)))
+    html = modal(browser, "item", item.pk).content.decode()
+    assert "Not in the index" in html
+    assert "removed behind Agira" in html

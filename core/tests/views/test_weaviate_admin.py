@@ -29,6 +29,7 @@ def _form(**overrides) -> dict:
         "connect_timeout": 2,
         "query_timeout": 5,
         "insert_timeout": 5,
+        "vectorizer": "agira",
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}

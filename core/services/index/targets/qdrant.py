@@ -1,11 +1,15 @@
-"""The Qdrant target: the only module that imports `qdrant_client`.
+"""The Qdrant target (seed 004's store): the only module that imports `qdrant_client`.
 
 Two modes:
 
-* **Embedded** (the default): Qdrant's local mode, a folder on disk
-  (`AGIRA_QDRANT_PATH`, default `var/qdrant`) and no server. It stores and
-  filters the AgiraObject payloads for real; it needs no vectors.
-* **Server**: a Qdrant server at `AGIRA_QDRANT_URL` (with `AGIRA_QDRANT_API_KEY`).
+* **Server** (production): a Qdrant server at `AGIRA_QDRANT_URL` (with
+  `AGIRA_QDRANT_API_KEY`), with payload indexes on the filter fields.
+* **Local**: qdrant-client's local mode, a folder (`AGIRA_QDRANT_PATH`) and no
+  server; one process at a time, the collection held in memory while open. For
+  trials and tests; the default embedded index is `embedded.py`.
+
+Each point carries the AgiraObject payload and one named dense vector
+(`default`, cosine) of the embedder's dimension.
 
 Only one process may open a local folder at a time (Qdrant locks it). The web
 server, the task worker and the commands therefore take turns: every use of
@@ -38,7 +42,8 @@ from .base import SearchHit, SearchPage, ServerInfo, TargetUnavailable
 
 logger = logging.getLogger("agira.index.qdrant")
 
-KEYWORD_FIELDS = ("type", "project_id", "status", "object_id")
+VECTOR_NAME = "default"
+KEYWORD_FIELDS = ("type", "project_id", "org_id", "status", "object_id")
 TEXT_FIELDS = ("title", "text")
 SCROLL_PAGE = 1000
 
@@ -108,12 +113,13 @@ class QdrantTarget:
 
     def __init__(self, config: QdrantSettings):
         self.config = config
-        self.label = "embedded index" if config.local else "Qdrant"
+        self.label = "Qdrant (local mode)" if config.local else "Qdrant"
         self._client: QdrantClient | None = None
         self._depth = 0
         self._lock = threading.RLock()
         self._folder_lock = FolderLock(Path(config.path)) if config.local else None
         self._collection_ready = False
+        self._vector_size: int | None = None
         # Our own call counts (batches written and deleted), for tests and benchmarks.
         self.stats: Counter[str] = Counter()
 
@@ -134,7 +140,7 @@ class QdrantTarget:
 
     def _open(self) -> None:
         if not self.config.enabled:
-            raise TargetUnavailable("The embedded index is switched off.", reason="disabled")
+            raise TargetUnavailable("Qdrant is switched off.", reason="disabled")
         if self._client is not None:
             return
         if self.config.local:
@@ -199,45 +205,76 @@ class QdrantTarget:
             )
         return TargetUnavailable(f"Could not {action} {self.config.describe()}: {text}"[:2000])
 
-    def _run(self, action: str, fn):
+    def _run(self, action: str, fn, *, missing=None, write_size: int | None = None):
+        """Run `fn(client)` on the collection. Reads of a collection not yet
+        made answer `missing`; a write (`write_size`: its vectors' dimension,
+        0 for none) creates it, with a named vector of that dimension."""
         with self.session():
             try:
-                self._ensure()
+                if not self._ensure(write_size):
+                    return missing
                 return fn(self._client)
             except TargetUnavailable:
                 raise
             except (ResponseHandlingException, UnexpectedResponse, ConnectionError, OSError) as exc:
                 raise self._unavailable(exc, action) from exc
 
-    def _ensure(self) -> None:
-        if self._collection_ready:
-            return
+    def _ensure(self, write_size: int | None) -> bool:
         name = self.config.collection_name
         client = self._client
-        if not client.collection_exists(name):
-            client.create_collection(name, vectors_config={})
-            if not self.config.local:
-                # Local mode filters by scanning; indexes matter on a server.
-                for key in KEYWORD_FIELDS:
-                    client.create_payload_index(name, key, qm.PayloadSchemaType.KEYWORD)
-                for key in TEXT_FIELDS:
-                    client.create_payload_index(
-                        name,
-                        key,
-                        qm.TextIndexParams(
-                            type=qm.TextIndexType.TEXT,
-                            tokenizer=qm.TokenizerType.WORD,
-                            lowercase=True,
-                        ),
-                    )
-            logger.info("Created the collection %s in %s", name, self.config.describe())
-            if self.config.local:
-                self._tune_local_storage()
-        self._collection_ready = True
+        if not self._collection_ready:
+            if not client.collection_exists(name):
+                if write_size is None:
+                    return False
+                self._create(name, write_size)
+                self._vector_size = write_size or None
+            else:
+                vectors = client.get_collection(name).config.params.vectors
+                have = vectors.get(VECTOR_NAME) if isinstance(vectors, dict) else None
+                self._vector_size = have.size if have is not None else None
+            self._collection_ready = True
+        if write_size and write_size != self._vector_size:
+            shape = (
+                f"{self._vector_size}-dimensional vectors"
+                if self._vector_size
+                else f"no vector '{VECTOR_NAME}'"
+            )
+            raise TargetUnavailable(
+                f"The collection {name} in {self.config.describe()} has {shape}; the embedder "
+                f"makes {write_size}-dimensional ones. Nothing was written. Agira does not alter "
+                "it: delete it (then run `manage.py sync_weaviate --full --target qdrant`) or set "
+                "another collection name (AGIRA_QDRANT_COLLECTION).",
+                reason="misconfigured",
+            )
+        return True
+
+    def _create(self, name: str, size: int) -> None:
+        client = self._client
+        vectors = (
+            {VECTOR_NAME: qm.VectorParams(size=size, distance=qm.Distance.COSINE)} if size else {}
+        )
+        client.create_collection(name, vectors_config=vectors)
+        if not self.config.local:
+            # Local mode filters by scanning; indexes matter on a server.
+            for key in KEYWORD_FIELDS:
+                client.create_payload_index(name, key, qm.PayloadSchemaType.KEYWORD)
+            for key in TEXT_FIELDS:
+                client.create_payload_index(
+                    name,
+                    key,
+                    qm.TextIndexParams(
+                        type=qm.TextIndexType.TEXT,
+                        tokenizer=qm.TokenizerType.WORD,
+                        lowercase=True,
+                    ),
+                )
+        logger.info("Created the collection %s in %s", name, self.config.describe())
+        if self.config.local:
+            self._tune_local_storage()
 
     # -- the target interface ------------------------------------------------
     def ensure_collection(self) -> None:
-        self._run("prepare", lambda client: None)
+        self._run("prepare", lambda client: None)  # made by the first write
 
     def ping(self) -> ServerInfo:
         def info(client: QdrantClient) -> ServerInfo:
@@ -246,12 +283,29 @@ class QdrantTarget:
             client.get_collections()
             return ServerInfo(version=str(client.info().version), ready=True)
 
-        return self._run("reach", info)
+        with self.session():
+            try:
+                return info(self._client)
+            except (ResponseHandlingException, UnexpectedResponse, ConnectionError, OSError) as exc:
+                raise self._unavailable(exc, "reach") from exc
 
-    def upsert_many(self, documents: list[tuple[uuid.UUID, dict]]) -> dict[int, str]:
+    def upsert_many(
+        self,
+        documents: list[tuple[uuid.UUID, dict]],
+        *,
+        vectors=None,
+        embedding_model: str = "",
+    ) -> dict[int, str]:
         if not documents:
             return {}
-        points = [qm.PointStruct(id=str(oid), vector={}, payload=doc) for oid, doc in documents]
+        points = [
+            qm.PointStruct(
+                id=str(oid),
+                vector={} if vectors is None else {VECTOR_NAME: vectors[index].tolist()},
+                payload=doc,
+            )
+            for index, (oid, doc) in enumerate(documents)
+        ]
         name = self.config.collection_name
 
         def write(client: QdrantClient) -> dict[int, str]:
@@ -275,7 +329,8 @@ class QdrantTarget:
                         errors[index] = str(point_exc)[:2000]
                 return errors
 
-        return self._run("write to", write)
+        size = 0 if vectors is None else int(vectors.shape[1])
+        return self._run("write to", write, write_size=size)
 
     def delete_many(self, uuids: list[uuid.UUID]) -> dict[int, str]:
         if not uuids:
@@ -290,7 +345,7 @@ class QdrantTarget:
             )
             return {}
 
-        return self._run("delete from", delete)
+        return self._run("delete from", delete, missing={})
 
     def fetch(self, object_uuid: uuid.UUID) -> dict | None:
         points = self._run(
@@ -298,8 +353,25 @@ class QdrantTarget:
             lambda client: client.retrieve(
                 self.config.collection_name, ids=[str(object_uuid)], with_payload=True
             ),
+            missing=[],
         )
         return dict(points[0].payload) if points else None
+
+    def fetch_vector(self, object_uuid: uuid.UUID):
+        points = self._run(
+            "read from",
+            lambda client: client.retrieve(
+                self.config.collection_name,
+                ids=[str(object_uuid)],
+                with_payload=False,
+                with_vectors=[VECTOR_NAME],
+            ),
+            missing=[],
+        )
+        if not points:
+            return None
+        vector = (points[0].vector or {}).get(VECTOR_NAME)
+        return None if vector is None else list(vector)
 
     def exists_many(self, uuids: list[uuid.UUID]) -> set[uuid.UUID]:
         if not uuids:
@@ -309,6 +381,7 @@ class QdrantTarget:
             lambda client: client.retrieve(
                 self.config.collection_name, ids=[str(u) for u in uuids], with_payload=False
             ),
+            missing=[],
         )
         return {uuid.UUID(str(p.id)) for p in points}
 
@@ -325,6 +398,7 @@ class QdrantTarget:
                         with_payload=list(FIELDS),
                         with_vectors=False,
                     ),
+                    missing=([], None),
                 )
                 for point in page:
                     yield uuid.UUID(str(point.id)), dict(point.payload)
@@ -333,13 +407,24 @@ class QdrantTarget:
 
     def count(self) -> int:
         result = self._run(
-            "read from", lambda client: client.count(self.config.collection_name, exact=True)
+            "read from",
+            lambda client: client.count(self.config.collection_name, exact=True),
+            missing=qm.CountResult(count=0),
         )
         return int(result.count)
 
-    def search(self, query: str, *, filters: dict[str, str], limit: int, offset: int) -> SearchPage:
-        """Full-text match on title or text, with exact filters; newest first is
-        not available without vectors, so matches come in index order."""
+    def search(
+        self,
+        query: str,
+        *,
+        filters: dict[str, str],
+        limit: int,
+        offset: int,
+        vector=None,
+    ) -> SearchPage:
+        """The nearest vectors (`vector`), or a full-text match on title or
+        text (every word; Qdrant has no BM25, so matches come in index order),
+        with exact filters inside the query."""
         must = [
             qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
             for key, value in filters.items()
@@ -358,6 +443,28 @@ class QdrantTarget:
             )
         condition = qm.Filter(must=must)
         name = self.config.collection_name
+        if vector is not None:
+            vector_filter = qm.Filter(must=must[: len(must) - len(words)])
+
+            def nearest(client: QdrantClient) -> SearchPage:
+                result = client.query_points(
+                    name,
+                    query=[float(x) for x in vector],
+                    using=VECTOR_NAME,
+                    query_filter=vector_filter,
+                    limit=limit + 1,
+                    offset=offset,
+                    with_payload=True,
+                )
+                hits = [
+                    SearchHit(document=dict(p.payload), score=p.score)
+                    for p in result.points[:limit]
+                ]
+                return SearchPage(hits=hits, total=None, has_next=len(result.points) > limit)
+
+            return self._run(
+                "search", nearest, missing=SearchPage(hits=[], total=0, has_next=False)
+            )
 
         def run(client: QdrantClient) -> SearchPage:
             total = client.count(name, count_filter=condition, exact=True).count
@@ -367,7 +474,7 @@ class QdrantTarget:
             hits = [SearchHit(document=dict(p.payload), score=None) for p in result.points]
             return SearchPage(hits=hits, total=int(total), has_next=offset + len(hits) < total)
 
-        return self._run("search", run)
+        return self._run("search", run, missing=SearchPage(hits=[], total=0, has_next=False))
 
 
 def _tune_connection(connection) -> None:

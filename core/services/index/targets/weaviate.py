@@ -34,6 +34,8 @@ from .base import SearchHit, SearchPage, ServerInfo, TargetUnavailable
 
 logger = logging.getLogger("agira.index.weaviate")
 
+VECTOR_NAME = "default"  # the collection's one named vector
+T2V_MODULE = "text2vec-transformers"
 FETCH_PAGE = 1000
 # The reconcile walk: ids and versions per cursor page (about 60 bytes each on the
 # wire; at most QUERY_MAXIMUM_RESULTS, 10,000 by default), and whole documents per
@@ -65,6 +67,11 @@ class WeaviateTarget:
 
     def __init__(self, config: WeaviateSettings):
         self.config = config
+        # Weaviate's own module computes the vectors: Agira sends none, and
+        # records this key as the model of every vector written.
+        self.server_vectorizer = (
+            f"weaviate:{T2V_MODULE}" if config.vectorizer == T2V_MODULE else None
+        )
         self._client: weaviate.WeaviateClient | None = None
         self._collection_ready = False
         self._lock = threading.Lock()
@@ -212,9 +219,7 @@ class WeaviateTarget:
         try:
             if not client.collections.exists(name):
                 client.collections.create(
-                    name,
-                    properties=collection_properties(),
-                    vector_config=wc.Configure.Vectors.self_provided(),
+                    name, properties=collection_properties(), vector_config=self._vector_config()
                 )
                 logger.info("Created the Weaviate collection %s", name)
             else:
@@ -229,6 +234,14 @@ class WeaviateTarget:
                 self.close()
                 raise self._unavailable(exc, "prepare the collection in") from exc
         self._collection_ready = True
+
+    def _vector_config(self):
+        index = wc.Configure.VectorIndex.hnsw(distance_metric=wc.VectorDistances.COSINE)
+        if self.server_vectorizer:
+            return wc.Configure.Vectors.text2vec_transformers(
+                name=VECTOR_NAME, source_properties=["title", "text"], vector_index_config=index
+            )
+        return wc.Configure.Vectors.self_provided(name=VECTOR_NAME, vector_index_config=index)
 
     def _check_schema(self, config) -> None:
         expected = {p.name: p.dataType.value for p in collection_properties()}
@@ -246,6 +259,32 @@ class WeaviateTarget:
                 "another collection name in the admin.",
                 reason="misconfigured",
             )
+        self._check_vectors(config)
+
+    def _check_vectors(self, config) -> None:
+        """The collection must have the named vector Agira writes, vectorised
+        by whom the admin says; an older collection without it is reported
+        with the fix, never altered."""
+        vectors = getattr(config, "vector_config", None) or {}
+        named = vectors.get(VECTOR_NAME)
+        wanted = T2V_MODULE if self.server_vectorizer else "none"
+        if named is None:
+            raise TargetUnavailable(
+                f"The Weaviate collection {self.config.collection_name} has no named vector "
+                f"'{VECTOR_NAME}' (it was made before Agira stored vectors). Agira does not alter "
+                "it: delete it (Agira recreates it and `manage.py sync_weaviate --full` refills "
+                "it) or set another collection name in the admin.",
+                reason="misconfigured",
+            )
+        actual = getattr(getattr(named, "vectorizer", None), "vectorizer", None)
+        actual = getattr(actual, "value", actual) or "none"
+        if actual != wanted:
+            raise TargetUnavailable(
+                f"The Weaviate collection {self.config.collection_name} is vectorised by "
+                f"{actual}, the admin says {wanted}. Delete the collection (then run "
+                "`manage.py sync_weaviate --full`) or set another collection name.",
+                reason="misconfigured",
+            )
 
     # -- the target interface ------------------------------------------------
     def ping(self) -> ServerInfo:
@@ -258,12 +297,24 @@ class WeaviateTarget:
             raise self._unavailable(exc, "reach") from exc
         return ServerInfo(version=str(meta.get("version", "")), ready=bool(ready))
 
-    def upsert_many(self, documents: list[tuple[uuid.UUID, dict]]) -> dict[int, str]:
+    def upsert_many(
+        self,
+        documents: list[tuple[uuid.UUID, dict]],
+        *,
+        vectors=None,
+        embedding_model: str = "",
+    ) -> dict[int, str]:
+        """Write documents with their vectors (sent in the gRPC batch as raw
+        float32) under the named vector; an upsert, whatever the index holds."""
         if not documents:
             return {}
         objects = [
-            DataObject(properties={k: v for k, v in doc.items() if v is not None}, uuid=oid)
-            for oid, doc in documents
+            DataObject(
+                properties={k: v for k, v in doc.items() if v is not None},
+                uuid=oid,
+                vector=None if vectors is None else {VECTOR_NAME: vectors[index].tolist()},
+            )
+            for index, (oid, doc) in enumerate(documents)
         ]
 
         def write(collection):
@@ -298,6 +349,19 @@ class WeaviateTarget:
             "read from", lambda collection: collection.query.fetch_object_by_id(object_uuid)
         )
         return None if obj is None else _plain(obj.properties)
+
+    def fetch_vector(self, object_uuid: uuid.UUID):
+        """The stored vector of an object (a list of floats), or None."""
+        obj = self._call(
+            "read from",
+            lambda collection: collection.query.fetch_object_by_id(
+                object_uuid, include_vector=True
+            ),
+        )
+        if obj is None:
+            return None
+        vector = (obj.vector or {}).get(VECTOR_NAME)
+        return None if vector is None else list(vector)
 
     def exists_many(self, uuids: list[uuid.UUID]) -> set[uuid.UUID]:
         found: set[uuid.UUID] = set()
@@ -444,16 +508,34 @@ class WeaviateTarget:
         )
         return int(result.total_count or 0)
 
-    def search(self, query: str, *, filters: dict[str, str], limit: int, offset: int) -> SearchPage:
-        """BM25 keyword search over title and text, with exact filters."""
+    def search(
+        self,
+        query: str,
+        *,
+        filters: dict[str, str],
+        limit: int,
+        offset: int,
+        vector=None,
+    ) -> SearchPage:
+        """BM25 keyword search over title and text, or the nearest vectors
+        (`vector`), with exact filters inside the query."""
         conditions = [Filter.by_property(k).equal(v) for k, v in filters.items() if v]
         where = Filter.all_of(conditions) if conditions else None
 
         def run(collection):
             # One more than a page says whether there is a next page.
+            if vector is not None:
+                return collection.query.near_vector(
+                    near_vector=[float(x) for x in vector],
+                    target_vector=VECTOR_NAME,
+                    filters=where,
+                    limit=limit + 1,
+                    offset=offset,
+                    return_metadata=MetadataQuery(distance=True),
+                )
             return collection.query.bm25(
                 query=query,
-                query_properties=["title", "text"],
+                query_properties=["title^2", "text"],
                 filters=where,
                 limit=limit + 1,
                 offset=offset,
@@ -462,7 +544,10 @@ class WeaviateTarget:
 
         result = self._call("search", run)
         hits = [
-            SearchHit(document=_plain(o.properties), score=o.metadata.score)
+            SearchHit(
+                document=_plain(o.properties),
+                score=o.metadata.score if vector is None else 1.0 - (o.metadata.distance or 0.0),
+            )
             for o in result.objects[:limit]
         ]
         return SearchPage(hits=hits, total=None, has_next=len(result.objects) > limit)

@@ -1,0 +1,549 @@
+"""The embedded index: one SQLite file with BM25 keyword search (FTS5) and
+vector search (sqlite-vec), the default target. The only module that imports
+`apsw` and `sqlite_vec`.
+
+Why SQLite (figures in docs/performance.md, the choice in docs/sync.md): in WAL
+mode any number of processes read while one writes, so the web server, the task
+worker and the commands use the file at the same time with no owning process
+and no lock held across requests; FTS5 ranks by BM25 and sqlite-vec searches
+vectors in C, both with filters inside the query. Python's own `sqlite3` cannot
+load extensions on many builds (pyenv, macOS); `apsw` ships its own SQLite that
+can.
+
+Tables:
+
+* `objects`: one row per document: its id (16 bytes), the filter columns, the
+  document as JSON, and a version that grows with every write of the row (the
+  reconcile command's ids-and-versions walk, as for Weaviate).
+* `object_text`: FTS5 over title and text, contentless (the text lives once,
+  in `objects.doc`), rowid = objects.rowid.
+* `object_vectors`: sqlite-vec `vec0`, cosine distance, the filter columns as
+  metadata columns so a KNN query filters inside the scan; created with the
+  first vector written (its dimension) and recorded in `meta`.
+
+Every process keeps one connection per thread for its lifetime: nothing is
+reopened per request. A write is one short transaction per batch; a reader
+never waits for it (WAL), a second writer waits at most the busy timeout.
+"""
+
+import contextlib
+import json
+import logging
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+import numpy as np
+import sqlite_vec
+from django.conf import settings
+
+from ..documents import FIELDS
+from .base import SearchHit, SearchPage, ServerInfo, TargetUnavailable
+
+logger = logging.getLogger("agira.index.embedded")
+
+FILTER_FIELDS = ("type", "project_id", "org_id", "status")
+VERSION_PAGE = 5000
+READ_CHUNK = 500
+# bm25() weights of the FTS columns: a word in the title counts twice.
+TITLE_WEIGHT, TEXT_WEIGHT = 2.0, 1.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS objects (
+    rowid INTEGER PRIMARY KEY,
+    uuid BLOB NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    embedding_model TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS objects_type_project ON objects (type, project_id);
+CREATE INDEX IF NOT EXISTS objects_project ON objects (project_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS object_text USING fts5(
+    title, text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2'
+);
+"""
+
+
+@dataclass(frozen=True)
+class EmbeddedSettings:
+    enabled: bool
+    path: str
+    busy_timeout: float
+
+    def describe(self) -> str:
+        return f"the embedded index {self.path}"
+
+
+def embedded_settings() -> EmbeddedSettings:
+    return EmbeddedSettings(
+        enabled=settings.AGIRA_EMBEDDED_ENABLED,
+        path=str(settings.AGIRA_EMBEDDED_PATH),
+        busy_timeout=settings.AGIRA_EMBEDDED_BUSY_TIMEOUT,
+    )
+
+
+def fts_query(text: str) -> str:
+    """A user's words as an FTS5 query: each word quoted (no operator or
+    syntax of FTS5's own can be injected), any word may match (BM25 ranks the
+    documents holding more of them, and rarer ones, first)."""
+    words = []
+    for raw in text.split():
+        word = "".join(ch for ch in raw if ch.isalnum() or ch in "_-'.")
+        word = word.strip("-'.")
+        if word:
+            words.append('"' + word.replace('"', "") + '"')
+    return " OR ".join(dict.fromkeys(words))
+
+
+@contextlib.contextmanager
+def _writing(conn: apsw.Connection) -> Iterator[None]:
+    """A write transaction taken at once (BEGIN IMMEDIATE): a second writer
+    waits for it through the busy timeout instead of failing on upgrade."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _filter_value(doc: dict, name: str) -> str:
+    value = doc.get(name)
+    return "" if value is None else str(value)
+
+
+class EmbeddedTarget:
+    name = "embedded"
+    label = "embedded index"
+
+    def __init__(self, config: EmbeddedSettings):
+        self.config = config
+        self._local = threading.local()
+        self._connections: list[apsw.Connection] = []
+        self._lock = threading.Lock()
+        self._ready = False
+        # Our own call counts (batches and objects written), for tests and benchmarks.
+        self.stats: Counter[str] = Counter()
+
+    # -- connections ----------------------------------------------------------
+    def session(self):
+        return nullcontext()
+
+    def _connection(self) -> apsw.Connection:
+        if not self.config.enabled:
+            raise TargetUnavailable("The embedded index is switched off.", reason="disabled")
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        path = Path(self.config.path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = apsw.Connection(str(path))
+            conn.setbusytimeout(int(self.config.busy_timeout * 1000))
+            conn.enable_load_extension(True)
+            conn.load_extension(sqlite_vec.loadable_path())
+            conn.enable_load_extension(False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # The index can always be rebuilt from the database: a commit need
+            # not wait for the disk (a crash loses at most the last commits,
+            # which the reconcile command restores).
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if not self._ready:
+                with _writing(conn):
+                    conn.execute(SCHEMA)
+                self._ready = True
+        except apsw.Error as exc:
+            raise TargetUnavailable(
+                f"Could not open {self.config.describe()}: {exc}", reason="misconfigured"
+            ) from exc
+        except OSError as exc:
+            raise TargetUnavailable(
+                f"Could not open {self.config.describe()}: {exc}", reason="misconfigured"
+            ) from exc
+        self._local.conn = conn
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            try:
+                conn.close()
+            except apsw.Error:
+                logger.exception("Closing a connection to the embedded index failed")
+        self._local = threading.local()
+        self._ready = False
+
+    def _run(self, action: str, fn):
+        conn = self._connection()
+        try:
+            return fn(conn)
+        except apsw.BusyError as exc:
+            raise TargetUnavailable(
+                f"{self.config.describe()} is busy: another process has been writing for more "
+                f"than {self.config.busy_timeout:g} s.",
+                reason="unreachable",
+            ) from exc
+        except (apsw.CantOpenError, apsw.IOError, apsw.CorruptError, apsw.FullError) as exc:
+            raise TargetUnavailable(
+                f"Could not {action} {self.config.describe()}: {exc}", reason="misconfigured"
+            ) from exc
+
+    # -- vectors ----------------------------------------------------------------
+    def _meta(self, conn: apsw.Connection) -> dict[str, str]:
+        return dict(conn.execute("SELECT key, value FROM meta"))
+
+    def vector_info(self) -> tuple[int, str] | None:
+        """(dimension, model key) of the stored vectors, or None before the first."""
+        meta = self._run("read from", self._meta)
+        if "dimension" not in meta:
+            return None
+        return int(meta["dimension"]), meta.get("embedding_model", "")
+
+    def _ensure_vectors(self, conn: apsw.Connection, dimension: int, model: str) -> None:
+        meta = self._meta(conn)
+        if "dimension" not in meta:
+            conn.execute(
+                f"CREATE VIRTUAL TABLE object_vectors USING vec0("
+                f"embedding float[{int(dimension)}] distance_metric=cosine, "
+                "type text, project_id text, org_id text, status text)"
+            )
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('dimension', ?), ('embedding_model', ?)",
+                (str(dimension), model),
+            )
+            return
+        if int(meta["dimension"]) != dimension:
+            raise TargetUnavailable(
+                f"{self.config.describe()} holds {meta['dimension']}-dimensional vectors "
+                f"({meta.get('embedding_model') or 'another model'}); the embedder makes "
+                f"{dimension}-dimensional ones ({model}). Nothing was written. Run "
+                "`manage.py sync_weaviate --full --target embedded` to rebuild the vectors.",
+                reason="misconfigured",
+            )
+        if meta.get("embedding_model") != model:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'embedding_model'", (model,))
+
+    def reset_vectors(self) -> None:
+        """Forget every stored vector (a change of model): the next writes
+        create the vector table anew with their dimension."""
+
+        def reset(conn: apsw.Connection) -> None:
+            with _writing(conn):
+                conn.execute("DROP TABLE IF EXISTS object_vectors")
+                conn.execute("DELETE FROM meta WHERE key IN ('dimension', 'embedding_model')")
+                conn.execute("UPDATE objects SET embedding_model = ''")
+
+        self._run("reset the vectors of", reset)
+
+    def fetch_vector(self, object_uuid: uuid.UUID) -> np.ndarray | None:
+        def read(conn: apsw.Connection):
+            if "dimension" not in self._meta(conn):
+                return None
+            row = conn.execute(
+                "SELECT v.embedding FROM object_vectors v JOIN objects o ON o.rowid = v.rowid "
+                "WHERE o.uuid = ?",
+                (object_uuid.bytes,),
+            ).fetchone()
+            return None if row is None else np.frombuffer(row[0], dtype="<f4").copy()
+
+        return self._run("read from", read)
+
+    # -- the target interface ---------------------------------------------------
+    def ping(self) -> ServerInfo:
+        def info(conn: apsw.Connection) -> ServerInfo:
+            (vec_version,) = conn.execute("SELECT vec_version()").fetchone()
+            return ServerInfo(
+                version=f"SQLite {apsw.sqlite_lib_version()}, sqlite-vec {vec_version}", ready=True
+            )
+
+        return self._run("reach", info)
+
+    def ensure_collection(self) -> None:
+        self._run("prepare", lambda conn: None)
+
+    def upsert_many(
+        self,
+        documents: list[tuple[uuid.UUID, dict]],
+        *,
+        vectors: np.ndarray | None = None,
+        embedding_model: str = "",
+    ) -> dict[int, str]:
+        if not documents:
+            return {}
+        if vectors is not None and len(vectors) != len(documents):
+            raise ValueError("one vector per document")
+
+        def write(conn: apsw.Connection) -> dict[int, str]:
+            errors: dict[int, str] = {}
+            with _writing(conn):  # one transaction for the batch
+                if vectors is not None:
+                    self._ensure_vectors(conn, int(vectors.shape[1]), embedding_model)
+                has_vectors = "dimension" in self._meta(conn)
+                row = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+                version = (int(row[0]) if row else 0) + 1
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(version),),
+                )
+                for index, (oid, doc) in enumerate(documents):
+                    try:
+                        self._write_one(
+                            conn,
+                            oid,
+                            doc,
+                            version,
+                            None if vectors is None else vectors[index],
+                            embedding_model if vectors is not None else "",
+                            has_vectors,
+                        )
+                    except (apsw.ConstraintError, apsw.MismatchError, apsw.SQLError) as exc:
+                        errors[index] = f"{type(exc).__name__}: {exc}"[:2000]
+            self.stats["upsert batches"] += 1
+            self.stats["upserted points"] += len(documents) - len(errors)
+            return errors
+
+        return self._run("write to", write)
+
+    def _write_one(self, conn, oid, doc, version, vector, model, has_vectors) -> None:
+        filters = [_filter_value(doc, name) for name in FILTER_FIELDS]
+        payload = json.dumps({k: doc.get(k) for k in FIELDS}, ensure_ascii=False)
+        row = conn.execute("SELECT rowid FROM objects WHERE uuid = ?", (oid.bytes,)).fetchone()
+        if row is None:
+            (rowid,) = conn.execute(
+                "INSERT INTO objects (uuid, type, project_id, org_id, status, doc, version, "
+                "embedding_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid",
+                (oid.bytes, *filters, payload, version, model),
+            ).fetchone()
+        else:
+            rowid = row[0]
+            conn.execute(
+                "UPDATE objects SET type = ?, project_id = ?, org_id = ?, status = ?, doc = ?, "
+                "version = ?, embedding_model = ? WHERE rowid = ?",
+                (*filters, payload, version, model, rowid),
+            )
+            conn.execute("DELETE FROM object_text WHERE rowid = ?", (rowid,))
+            if has_vectors:
+                conn.execute("DELETE FROM object_vectors WHERE rowid = ?", (rowid,))
+        conn.execute(
+            "INSERT INTO object_text (rowid, title, text) VALUES (?, ?, ?)",
+            (rowid, doc.get("title") or "", doc.get("text") or ""),
+        )
+        if vector is not None:
+            conn.execute(
+                "INSERT INTO object_vectors (rowid, embedding, type, project_id, org_id, status) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (rowid, np.asarray(vector, dtype="<f4").tobytes(), *filters),
+            )
+
+    def delete_many(self, uuids: list[uuid.UUID]) -> dict[int, str]:
+        if not uuids:
+            return {}
+
+        def delete(conn: apsw.Connection) -> dict[int, str]:
+            with _writing(conn):
+                has_vectors = "dimension" in self._meta(conn)
+                for oid in uuids:
+                    row = conn.execute(
+                        "DELETE FROM objects WHERE uuid = ? RETURNING rowid", (oid.bytes,)
+                    ).fetchone()
+                    if row is None:
+                        continue  # already gone: deleting is idempotent
+                    conn.execute("DELETE FROM object_text WHERE rowid = ?", (row[0],))
+                    if has_vectors:
+                        conn.execute("DELETE FROM object_vectors WHERE rowid = ?", (row[0],))
+            return {}
+
+        return self._run("delete from", delete)
+
+    def fetch(self, object_uuid: uuid.UUID) -> dict | None:
+        row = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                "SELECT doc FROM objects WHERE uuid = ?", (object_uuid.bytes,)
+            ).fetchone(),
+        )
+        return None if row is None else json.loads(row[0])
+
+    def exists_many(self, uuids: list[uuid.UUID]) -> set[uuid.UUID]:
+        found: set[uuid.UUID] = set()
+        for start in range(0, len(uuids), READ_CHUNK):
+            chunk = [u.bytes for u in uuids[start : start + READ_CHUNK]]
+            marks = ",".join("?" * len(chunk))
+            rows = self._run(
+                "read from",
+                lambda conn, chunk=chunk, marks=marks: conn.execute(
+                    f"SELECT uuid FROM objects WHERE uuid IN ({marks})",  # noqa: S608
+                    chunk,
+                ).fetchall(),
+            )
+            found.update(uuid.UUID(bytes=raw) for (raw,) in rows)
+        return found
+
+    def iter_documents(self) -> Iterator[tuple[uuid.UUID, dict]]:
+        after = -1
+        while True:
+            rows = self._run(
+                "read from",
+                lambda conn, after=after: conn.execute(
+                    "SELECT rowid, uuid, doc FROM objects WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (after, READ_CHUNK),
+                ).fetchall(),
+            )
+            for _rowid, raw, doc in rows:
+                yield uuid.UUID(bytes=raw), json.loads(doc)
+            if len(rows) < READ_CHUNK:
+                return
+            after = rows[-1][0]
+
+    def count(self) -> int:
+        (total,) = self._run(
+            "read from", lambda conn: conn.execute("SELECT count(*) FROM objects").fetchone()
+        )
+        return int(total)
+
+    # -- the reconcile walk (as Weaviate's: ids and versions, documents by id) ---
+    def supports_versions(self) -> bool:
+        return True
+
+    def mirror_key(self) -> str:
+        return f"embedded|{Path(self.config.path).resolve()}"
+
+    def iter_versions(self) -> Iterator[list[tuple[bytes, int | None]]]:
+        after = b""
+        while True:
+            rows = self._run(
+                "read from",
+                lambda conn, after=after: conn.execute(
+                    "SELECT uuid, version FROM objects WHERE uuid > ? ORDER BY uuid LIMIT ?",
+                    (after, VERSION_PAGE),
+                ).fetchall(),
+            )
+            yield [(bytes(raw), int(version)) for raw, version in rows]
+            if len(rows) < VERSION_PAGE:
+                return
+            after = rows[-1][0]
+
+    def fetch_versioned(self, uuids: list[bytes]) -> dict[bytes, tuple[dict, int | None]]:
+        found: dict[bytes, tuple[dict, int | None]] = {}
+        for start in range(0, len(uuids), READ_CHUNK):
+            chunk = uuids[start : start + READ_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._run(
+                "read from",
+                lambda conn, chunk=chunk, marks=marks: conn.execute(
+                    f"SELECT uuid, doc, version FROM objects WHERE uuid IN ({marks})",  # noqa: S608
+                    chunk,
+                ).fetchall(),
+            )
+            for raw, doc, version in rows:
+                found[bytes(raw)] = (json.loads(doc), int(version))
+        return found
+
+    # -- search -------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        filters: dict[str, str],
+        limit: int,
+        offset: int,
+        vector: np.ndarray | None = None,
+    ) -> SearchPage:
+        """BM25 over title and text (`query`), or the nearest vectors (`vector`),
+        with exact filters inside the query; best first."""
+        where, params = [], []
+        for name, value in filters.items():
+            if value:
+                if name not in FILTER_FIELDS:
+                    raise ValueError(f"cannot filter on {name}")
+                where.append(f"{name} = ?")
+                params.append(str(value))
+        if vector is not None:
+            return self._vector_search(vector, where, params, limit, offset)
+        match = fts_query(query)
+        if not match:
+            return SearchPage(hits=[], total=0, has_next=False)
+        conditions = "".join(f" AND o.{clause}" for clause in where)
+        # Only our own column names and numbers are put into the text.
+        sql = (
+            f"SELECT o.doc, bm25(object_text, {TITLE_WEIGHT}, {TEXT_WEIGHT}) AS rank "  # noqa: S608
+            "FROM object_text JOIN objects o ON o.rowid = object_text.rowid "
+            f"WHERE object_text MATCH ?{conditions} ORDER BY rank LIMIT ? OFFSET ?"
+        )
+        rows = self._run(
+            "search",
+            lambda conn: conn.execute(sql, (match, *params, limit + 1, offset)).fetchall(),
+        )
+        hits = [SearchHit(document=json.loads(doc), score=-rank) for doc, rank in rows[:limit]]
+        return SearchPage(hits=hits, total=None, has_next=len(rows) > limit)
+
+    def _vector_search(self, vector, where, params, limit, offset) -> SearchPage:
+        conditions = "".join(f" AND v.{clause}" for clause in where)
+        k = offset + limit + 1
+
+        def run(conn: apsw.Connection):
+            meta = self._meta(conn)
+            if "dimension" not in meta:
+                return []
+            if int(meta["dimension"]) != len(vector):
+                raise TargetUnavailable(
+                    f"{self.config.describe()} holds {meta['dimension']}-dimensional vectors; "
+                    f"the query has {len(vector)}. Run `manage.py sync_weaviate --full`.",
+                    reason="misconfigured",
+                )
+            sql = (
+                "SELECT o.doc, v.distance FROM object_vectors v "  # noqa: S608 - our columns
+                "JOIN objects o ON o.rowid = v.rowid "
+                f"WHERE v.embedding MATCH ? AND k = ?{conditions} ORDER BY v.distance"
+            )
+            return conn.execute(
+                sql,
+                (np.asarray(vector, dtype="<f4").tobytes(), k, *params),
+            ).fetchall()
+
+        rows = self._run("search", run)[offset:]
+        hits = [
+            SearchHit(document=json.loads(doc), score=1.0 - distance)
+            for doc, distance in rows[:limit]
+        ]
+        return SearchPage(hits=hits, total=None, has_next=len(rows) > limit)
+
+
+# -- one target per process and configuration ----------------------------------
+_current: EmbeddedTarget | None = None
+_current_lock = threading.Lock()
+
+
+def embedded_target(config: EmbeddedSettings | None = None) -> EmbeddedTarget:
+    global _current
+    config = config or embedded_settings()
+    with _current_lock:
+        if _current is not None and _current.config == config:
+            return _current
+        old, _current = _current, EmbeddedTarget(config)
+    if old is not None:
+        old.close()
+    return _current
+
+
+def close_embedded() -> None:
+    global _current
+    with _current_lock:
+        old, _current = _current, None
+    if old is not None:
+        old.close()
