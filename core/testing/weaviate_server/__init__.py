@@ -17,7 +17,7 @@ from core.testing.weaviate_server.faults import (
     Faults,
 )
 from core.testing.weaviate_server.server import DEFAULT_VERSION, Auth, WeaviateTestServer
-from core.testing.weaviate_server.store import Store, StoredObject
+from core.testing.weaviate_server.store import Store, StoredObject, Vectorizer
 
 __all__ = [
     "AGGREGATE",
@@ -35,5 +35,6 @@ __all__ = [
     "Faults",
     "Store",
     "StoredObject",
+    "Vectorizer",
     "WeaviateTestServer",
 ]

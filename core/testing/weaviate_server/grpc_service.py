@@ -3,6 +3,23 @@
 The messages are the client's own generated classes. ``weaviate.proto.v1`` picks the
 generated package that matches the installed protobuf (v6300 for protobuf 6.30+, ...),
 exactly as the client does, so both ends always agree on the wire format.
+
+Search covers the vector searches the way the server's ``usecases/traverser`` runs them:
+
+- ``near_vector`` / ``near_object`` / ``near_text``: the filter first (pre-filtering),
+  then every stored vector of the target vector ranked by distance (exact, see
+  ``vectors.py``), ``distance`` / ``certainty`` thresholds, then ``offset`` and ``limit``.
+  ``near_object`` searches with the object's own vector, so the object itself comes
+  first at distance 0, as on the server; ``near_text`` embeds the query with the
+  collection's vectoriser (``Store.vectorizer``), several concepts averaged.
+- ``hybrid``: a vector leg and a keyword leg (the server's bm25 here, see ``query.py``),
+  each on the filtered objects and each cut at ``max(100, limit)``
+  (``QUERY_HYBRID_MAXIMUM_RESULTS``), fused with rankedFusion or relativeScoreFusion,
+  then paged. ``alpha`` 0 runs the keyword leg only, 1 the vector leg only. Without a
+  vector the query text is embedded by the collection's vectoriser.
+- metadata: ``distance`` (and ``certainty`` for cosine) for the near searches, ``score``
+  and ``explain_score`` for hybrid and bm25; like the server, a requested ``score`` is
+  0 and ``explain_score`` empty where the search has none.
 """
 
 from __future__ import annotations
@@ -11,13 +28,16 @@ import struct
 import time
 import uuid as uuid_lib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
+import numpy as np
 from google.protobuf import struct_pb2
 from weaviate.proto.v1 import (
     aggregate_pb2,
     base_pb2,
+    base_search_pb2,
     batch_delete_pb2,
     batch_pb2,
     health_weaviate_pb2,
@@ -29,6 +49,7 @@ from weaviate.proto.v1 import (
 
 from core.testing.weaviate_server import query as q
 from core.testing.weaviate_server import schema as sch
+from core.testing.weaviate_server import vectors as vec
 from core.testing.weaviate_server.faults import BATCH_OBJECTS_SENT, Counters, Faults
 from core.testing.weaviate_server.store import ClassNotFoundError, Store, StoredObject
 
@@ -38,6 +59,34 @@ if TYPE_CHECKING:
 Value = properties_pb2.Value
 _HEALTH_SERVING = health_weaviate_pb2.WeaviateHealthCheckResponse.SERVING
 _VECTOR_SINGLE = base_pb2.Vectors.VECTOR_TYPE_SINGLE_FP32
+_VECTOR_MULTI = base_pb2.Vectors.VECTOR_TYPE_MULTI_FP32
+_NEAR_SEARCHES = ("near_vector", "near_object", "near_text")
+_MEDIA_SEARCHES = (
+    "near_image",
+    "near_audio",
+    "near_video",
+    "near_depth",
+    "near_thermal",
+    "near_imu",
+)
+# QUERY_HYBRID_MAXIMUM_RESULTS: how deep each hybrid leg searches (at least ``limit``).
+HYBRID_MAXIMUM_RESULTS = 100
+# The server's default alpha when the request carries none (``use_alpha_param`` without
+# ``alpha_param``; the Python client always sends one, 0.7 by default).
+DEFAULT_ALPHA = 0.75
+# The chain of wrapping the server's explorer adds to errors of a vector search.
+_EXPLORER = "explorer: get class: concurrentTargetVectorSearch): explorer: get class: "
+
+
+@dataclass(slots=True)
+class _Ranking:
+    """What a search knows about each result besides the object: score, explanation,
+    distance (with ``certainty`` when the metric is cosine)."""
+
+    scores: dict[str, float] | None = None
+    explains: dict[str, str] | None = None
+    distances: dict[str, float] | None = None
+    certainty: bool = False
 
 
 class _Aborted(Exception):
@@ -126,23 +175,12 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
     def _search(self, req: search_get_pb2.SearchRequest) -> search_get_pb2.SearchReply:
         start = time.perf_counter()
         _refuse_tenant(req.tenant)
-        for unsupported in (
-            "hybrid_search",
-            "near_vector",
-            "near_object",
-            "near_text",
-            "near_image",
-            "near_audio",
-            "near_video",
-            "near_depth",
-            "near_thermal",
-            "near_imu",
-        ):
+        for unsupported in _MEDIA_SEARCHES:
             if req.HasField(unsupported):
                 _abort(
                     grpc.StatusCode.UNIMPLEMENTED,
-                    f"{unsupported}: vector search is not supported by the Weaviate test "
-                    "server (it stores vectors but does not rank by them)",
+                    f"{unsupported}: searching by images, audio and other media is not "
+                    "supported by the Weaviate test server (it has no multi-modal module)",
                 )
         for unsupported in ("group_by", "generative", "rerank", "boost"):
             if req.HasField(unsupported):
@@ -167,43 +205,288 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
                 f"> QUERY_MAXIMUM_RESULTS ({self._max_results})",
             )
         has_filter = req.HasField("filters")
-        scores: dict[str, float] | None = None
-        if req.after and (offset or req.sort_by or has_filter or req.HasField("bm25_search")):
+        searches = [k for k in (*_NEAR_SEARCHES, "hybrid_search", "bm25_search") if req.HasField(k)]
+        if len(searches) > 1:
+            _abort(
+                grpc.StatusCode.UNKNOWN,
+                f"conflict: {' and '.join(searches)} arguments present, choose one",
+            )
+        search = searches[0] if searches else None
+        if req.after and (offset or req.sort_by or has_filter or search):
             _abort(
                 grpc.StatusCode.UNKNOWN,
                 "cursor api: invalid 'after' parameter: can be used only without 'offset', "
                 "'sort', 'where' and search parameters",
             )
+        meta = req.metadata if req.HasField("metadata") else None
+        ranking = _Ranking()
 
-        if req.HasField("bm25_search"):
-            cls, objects = self._filtered(req.collection, req.filters if has_filter else None)
-            scored = q.bm25_scores(req.bm25_search, cls, objects)
-            scores = {o.uuid: s for s, o in scored}
-            objects = [o for _, o in scored]
-        elif has_filter:
-            cls, objects = self._filtered(req.collection, req.filters)
-        elif not req.sort_by:
-            # No filter, no sort: the real server lists in uuid order, which is also what
-            # the ``after`` cursor of collection.iterator() walks.
-            after = sch.canonical_uuid(req.after) or req.after
-            cls, objects = self._store.cursor_page(req.collection, after, offset + limit)
+        if search == "hybrid_search":
+            if req.sort_by:
+                _abort(
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    "sorting a hybrid search is not supported by the Weaviate test server",
+                )
+            cls, objects, ranking = self._hybrid(req, meta, limit, offset)
+        elif search in _NEAR_SEARCHES:
+            cls, objects, ranking = self._near(req, search, meta, limit, offset)
         else:
-            cls, objects = self._store.snapshot(req.collection)
-
-        if req.sort_by:
-            objects = q.sort_objects(objects, req.sort_by, cls)
-        objects = objects[offset : offset + limit]
+            if search == "bm25_search":
+                cls, objects = self._filtered(req.collection, req.filters if has_filter else None)
+                scored = q.bm25_scores(req.bm25_search, cls, objects)
+                ranking.scores = {o.uuid: s for s, o in scored}
+                ranking.explains = {
+                    o.uuid: f"term-frequency score {vec.go_float(s)}" for s, o in scored
+                }
+                objects = [o for _, o in scored]
+            elif has_filter:
+                cls, objects = self._filtered(req.collection, req.filters)
+            elif not req.sort_by:
+                # No filter, no sort: the real server lists in uuid order, which is also
+                # what the ``after`` cursor of collection.iterator() walks.
+                after = sch.canonical_uuid(req.after) or req.after
+                cls, objects = self._store.cursor_page(req.collection, after, offset + limit)
+            else:
+                cls, objects = self._store.snapshot(req.collection)
+            if meta is not None and meta.certainty:
+                _check_certainty(cls, None)
+            if req.sort_by:
+                objects = q.sort_objects(objects, req.sort_by, cls)
+            objects = objects[offset : offset + limit]
 
         select = _selected_properties(req, cls)
-        meta = req.metadata if req.HasField("metadata") else None
         reply = search_get_pb2.SearchReply()
         # Filled in place: building each result apart and handing the list over
         # copies every message again (a cursor page of 10,000 would take 4x longer).
         add = reply.results.add
         for o in objects:
-            _fill_result(add(), o, cls, select, meta, scores)
+            _fill_result(add(), o, cls, select, meta, ranking)
         reply.took = time.perf_counter() - start
         return reply
+
+    # -- near_vector, near_object, near_text -------------------------------------------------
+    def _near(
+        self,
+        req: search_get_pb2.SearchRequest,
+        kind: str,
+        meta: search_get_pb2.MetadataRequest | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[sch.ClassDef, list[StoredObject], _Ranking]:
+        part = getattr(req, kind)
+        cls, objects = self._filtered(
+            req.collection, req.filters if req.HasField("filters") else None
+        )
+        target = _target_vector(part, cls)
+        vdef = cls.vectors[target]
+        certainty = part.certainty if part.HasField("certainty") else None
+        distance = part.distance if part.HasField("distance") else None
+        if certainty is not None and distance is not None:
+            raise q.QueryError(f"{kind}: cannot provide distance and certainty")
+        if certainty or (meta is not None and meta.certainty):
+            _check_certainty(cls, target)
+
+        if kind == "near_vector":
+            query = _near_vector_query(part, "near_vector")
+        elif kind == "near_object":
+            query = self._object_vector(req.collection, part.id, target)
+        else:
+            if part.HasField("move_to") or part.HasField("move_away"):
+                raise q.UnsupportedError(
+                    "near_text with move_to / move_away is not supported by the Weaviate "
+                    "test server"
+                )
+            if vdef.module is None or self._store.vectorizer is None:
+                raise q.QueryError(
+                    f"{_EXPLORER}vectorize search vector: {_no_near_text_module(cls)}"
+                )
+            query = self._embed(list(part.query), f"{_EXPLORER}vectorize search vector: ")
+
+        ranked = self._rank(req.collection, vdef, query, objects)
+        # The server's thresholds (searchResultsToGetResponseWithType), in float32.
+        if certainty:
+            wanted = np.float32(certainty)
+            ranked = [
+                (d, o)
+                for d, o in ranked
+                if not (np.float32(1) - np.float32(d) / np.float32(2) < wanted)
+            ]
+        elif distance is not None:
+            ranked = [(d, o) for d, o in ranked if _within(d, distance)]
+        if req.sort_by:
+            # As the shard does: the nearest offset + limit, reordered by the sort.
+            nearest = ranked[: offset + limit]
+            order = q.sort_objects([o for _, o in nearest], req.sort_by, cls)
+            dist_of = {o.uuid: d for d, o in nearest}
+            ranked = [(dist_of[o.uuid], o) for o in order]
+        page = ranked[offset : offset + limit]
+        ranking = _Ranking(
+            distances={o.uuid: d for d, o in page}, certainty=vdef.distance == "cosine"
+        )
+        return cls, [o for _, o in page], ranking
+
+    def _object_vector(self, collection: str, raw_id: str, target: str) -> np.ndarray:
+        """The stored vector ``near_object`` searches with."""
+        prefix = f"{_EXPLORER}vectorize search vector: nearObject params: "
+        uid = sch.canonical_uuid(raw_id)
+        found = self._store.lookup(collection, [uid])[1] if uid else []
+        if not found:
+            raise q.QueryError(prefix + "vector not found")
+        raw = found[0].vector_for(target)
+        if raw is None:
+            raise q.QueryError(
+                prefix
+                + (
+                    f"vector not found for target: {target}"
+                    if target
+                    else f"nearObject search-object with id {uid} has no vector"
+                )
+            )
+        return vec.decode(raw)
+
+    def _embed(self, texts: list[str], prefix: str) -> np.ndarray:
+        """Query texts through the vectoriser module, averaged like the module does."""
+        try:
+            embedded = self._store.vectorize(texts)
+        except Exception as exc:
+            raise q.QueryError(
+                f"{prefix}vectorize params: remote client vectorize: {exc}"
+            ) from None
+        if any(v is None for v in embedded):
+            raise q.QueryError(f"{prefix}vectorize params: the vectorizer returned no vector")
+        return vec.mean_vector([v for v in embedded if v is not None])
+
+    def _rank(
+        self,
+        collection: str,
+        vdef: sch.VectorDef,
+        query: np.ndarray,
+        objects: list[StoredObject],
+    ) -> list[tuple[float, StoredObject]]:
+        """Every object holding vector ``vdef.name``, nearest first (ties: insertion
+        order). The query must have the dimension the collection learned."""
+        known = self._store.dimensions(collection).get(vdef.name)
+        if known is not None and known != len(query):
+            raise q.QueryError(
+                f"{_EXPLORER}vector search: knn search: distance between entrypoint and "
+                f"query node: {len(query)} vs {known}: vector lengths don't match"
+            )
+        if vdef.distance not in sch.DISTANCES:
+            raise q.UnsupportedError(
+                f"distance metric {vdef.distance!r} is not supported by the Weaviate test server"
+            )
+        rows: list[StoredObject] = []
+        raws: list[bytes] = []
+        for o in objects:
+            raw = o.vector_for(vdef.name)
+            if raw is not None and len(raw) == 4 * len(query):
+                rows.append(o)
+                raws.append(raw)
+        if not rows:
+            return []
+        matrix = np.frombuffer(b"".join(raws), dtype="<f4").reshape(len(rows), len(query))
+        dists = vec.distances(vdef.distance, query, matrix)
+        order = np.argsort(dists, kind="stable")
+        return [(float(dists[i]), rows[i]) for i in order]
+
+    # -- hybrid ----------------------------------------------------------------------------
+    def _hybrid(
+        self,
+        req: search_get_pb2.SearchRequest,
+        meta: search_get_pb2.MetadataRequest | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[sch.ClassDef, list[StoredObject], _Ranking]:
+        """``Explorer.Hybrid`` of the server: both legs on the filtered objects, fused."""
+        hs = req.hybrid_search
+        if hs.HasField("near_text") and hs.HasField("near_vector"):
+            raise q.QueryError("hybrid search cannot have both nearText and nearVector parameters")
+        cls, objects = self._filtered(
+            req.collection, req.filters if req.HasField("filters") else None
+        )
+        target = _target_vector(hs, cls)
+        vdef = cls.vectors[target]
+        if meta is not None and meta.certainty:
+            _check_certainty(cls, target)
+        if hs.use_alpha_param:
+            alpha = hs.alpha_param if hs.HasField("alpha_param") else DEFAULT_ALPHA
+        else:
+            alpha = hs.alpha  # a float32 on the wire, widened as the server does
+        depth = max(HYBRID_MAXIMUM_RESULTS, limit)
+
+        legs: list[list[vec.Hit]] = []
+        weights: list[float] = []
+        names: list[str] = []
+        below_cutoff: set[str] | None = None
+        if alpha > 0:
+            name, query, max_distance = self._hybrid_vector(cls, vdef, hs)
+            ranked = self._rank(req.collection, vdef, query, objects)[:depth]
+            if max_distance is not None:
+                ranked = [(d, o) for d, o in ranked if _within(d, max_distance)]
+            if hs.HasField("vector_distance"):
+                # Sorted by distance: keep everything up to the first one beyond it.
+                kept = []
+                for d, o in ranked:
+                    if float(np.float32(d)) > hs.vector_distance:
+                        break
+                    kept.append((d, o))
+                ranked = kept
+                below_cutoff = {o.uuid for _, o in ranked}
+            legs.append([vec.Hit(o.uuid, float(np.float32(1) - np.float32(d))) for d, o in ranked])
+            weights.append(alpha)
+            names.append(name)
+        if 1 - alpha > 0:
+            bm25 = base_search_pb2.BM25(query=hs.query, properties=list(hs.properties))
+            if hs.HasField("bm25_search_operator"):
+                bm25.search_operator.CopyFrom(hs.bm25_search_operator)
+            scored = q.bm25_scores(bm25, cls, objects)[:depth]
+            if below_cutoff is not None:
+                scored = [(s, o) for s, o in scored if o.uuid in below_cutoff]
+            legs.append([vec.Hit(o.uuid, s) for s, o in scored])
+            weights.append(1 - alpha)
+            names.append("keyword,bm25")
+
+        if hs.fusion_type == base_search_pb2.Hybrid.FUSION_TYPE_RANKED:
+            fused = vec.fusion_ranked(weights, legs, names)
+        else:  # relativeScoreFusion, the default since v1.24
+            fused = vec.fusion_relative_score(weights, legs, names)
+        page = fused[offset : offset + limit]
+        by_id = {o.uuid: o for o in objects}
+        ranking = _Ranking(
+            scores={f.uuid: f.score for f in page}, explains={f.uuid: f.explain for f in page}
+        )
+        return cls, [by_id[f.uuid] for f in page], ranking
+
+    def _hybrid_vector(
+        self, cls: sch.ClassDef, vdef: sch.VectorDef, hs: base_search_pb2.Hybrid
+    ) -> tuple[str, np.ndarray, float | None]:
+        """The vector leg's name, query vector, and distance limit (near_vector's)."""
+        if len(hs.vectors) > 1:
+            raise q.QueryError(f"hybrid: only 1 vector supported, found {len(hs.vectors)} vectors")
+        if hs.vectors:
+            return "vector,hybridVector", _vector_message(hs.vectors[0], "hybrid"), None
+        if hs.vector_bytes:
+            return "vector,hybridVector", vec.decode(hs.vector_bytes), None
+        if hs.vector:
+            return "vector,hybridVector", np.asarray(hs.vector, dtype=np.float32), None
+        if hs.HasField("near_vector"):
+            nv = hs.near_vector
+            # The server applies near_vector's distance (not its certainty) to this leg.
+            limit = nv.distance if nv.HasField("distance") else None
+            return "vector,nearVector", _near_vector_query(nv, "near_vector"), limit
+        if hs.HasField("near_text"):
+            # The server's parser does not carry near_text's distance/certainty into
+            # hybrid, so neither does this server.
+            prefix = "explorer: get class: vectorize search vector: "
+            if vdef.module is None or self._store.vectorizer is None:
+                raise q.QueryError(prefix + _no_near_text_module(cls))
+            return "vector,nearText", self._embed(list(hs.near_text.query), prefix), None
+        if vdef.module is None or self._store.vectorizer is None:
+            raise q.QueryError(
+                f"VectorFromInput was called without vectorizer on class {cls.name} for "
+                f"input {hs.query}"
+            )
+        return "vector,hybridVector", self._embed([hs.query], ""), None
 
     def _filtered(
         self, collection: str, flt: base_pb2.Filters | None
@@ -380,6 +663,100 @@ def _refuse_tenant(tenant: str) -> None:
         _abort(grpc.StatusCode.UNKNOWN, _tenant_message(tenant))
 
 
+def _target_vector(part: Any, cls: sch.ClassDef) -> str:
+    """The vector a search runs on ("" = a legacy collection's class-level vector), as
+    the server's ``extractTargetVectors`` resolves it."""
+    targets = (
+        list(part.targets.target_vectors) if part.HasField("targets") else list(part.target_vectors)
+    )
+    if len(targets) > 1:
+        raise q.UnsupportedError(
+            "searching several target vectors at once (multi-target vector search) is not "
+            "supported by the Weaviate test server"
+        )
+    if not targets:
+        if not cls.named_vectors:
+            return ""
+        if len(cls.vectors) > 1:
+            raise q.QueryError(
+                f"extract target vectors: class {cls.name} has multiple vectors, but no "
+                "target vectors were provided"
+            )
+        return next(iter(cls.vectors))
+    target = targets[0]
+    if not cls.named_vectors or target not in cls.vectors:
+        available = " ".join(sorted(cls.vectors)) if cls.named_vectors else ""
+        raise q.QueryError(
+            f"extract target vectors: class {cls.name} does not have named vector {target} "
+            f"configured. Available named vectors [{available}]"
+        )
+    return target
+
+
+def _within(distance: float, limit: float) -> bool:
+    """The server's distance threshold: the float32 distance at most ``limit``, or within
+    1e-6 of it."""
+    d = float(np.float32(distance))
+    return d <= limit or abs(d - limit) <= 1e-6
+
+
+def _check_certainty(cls: sch.ClassDef, target: str | None) -> None:
+    """Certainty (asked for as a threshold or as metadata) needs a cosine index."""
+    if target is None:
+        if len(cls.vectors) > 1:
+            raise q.QueryError(
+                f"multiple vector configs found for class '{cls.name}', but no target vector "
+                "specified"
+            )
+        target = next(iter(cls.vectors))
+    distance = cls.vectors[target].distance
+    if distance != "cosine":
+        raise q.QueryError(
+            "can't compute and return certainty when vector index is configured with "
+            f"{distance} distance"
+        )
+
+
+def _vector_message(v: base_pb2.Vectors, what: str) -> np.ndarray:
+    if v.type == _VECTOR_MULTI:
+        raise q.UnsupportedError(
+            f"{what}: multi-vector search is not supported by the Weaviate test server"
+        )
+    return vec.decode(v.vector_bytes)
+
+
+def _near_vector_query(nv: base_search_pb2.NearVector, what: str) -> np.ndarray:
+    """The query vector of a ``NearVector`` message, in whichever field the client put it."""
+    if len(nv.vectors) > 1:
+        raise q.QueryError(f"{what}: only 1 vector supported, found {len(nv.vectors)} vectors")
+    if nv.vectors:
+        return _vector_message(nv.vectors[0], what)
+    if nv.vector_bytes:
+        return vec.decode(nv.vector_bytes)
+    if nv.vector:
+        return np.asarray(nv.vector, dtype=np.float32)
+    if len(nv.vector_for_targets) == 1:
+        target = nv.vector_for_targets[0]
+        if target.vectors:
+            return _vector_message(target.vectors[0], what)
+        return vec.decode(target.vector_bytes)
+    if len(nv.vector_per_target) == 1:
+        return vec.decode(next(iter(nv.vector_per_target.values())))
+    if nv.vector_for_targets or nv.vector_per_target:
+        raise q.UnsupportedError(
+            "searching several target vectors at once (multi-target vector search) is not "
+            "supported by the Weaviate test server"
+        )
+    raise q.QueryError(f"{what}: no vector given")
+
+
+def _no_near_text_module(cls: sch.ClassDef) -> str:
+    return (
+        f"could not vectorize input for collection {cls.name} with search-type nearText. "
+        "Make sure a vectorizer module is configured for this collection"
+    )
+
+
 _SCALAR_KINDS = frozenset({"string_value", "number_value", "bool_value"})
 
 
@@ -480,7 +857,7 @@ def _fill_result(
     cls: sch.ClassDef,
     select: list[str],
     meta: search_get_pb2.MetadataRequest | None,
-    scores: dict[str, float] | None,
+    ranking: _Ranking,
 ) -> None:
     """Write one object into a (new, empty) result of a search reply."""
     props = result.properties
@@ -510,13 +887,22 @@ def _fill_result(
     if meta.is_consistent:
         md.is_consistent = True
         md.is_consistent_present = True
-    if scores is not None:
-        if meta.score:
-            md.score = scores.get(obj.uuid, 0.0)
-            md.score_present = True
-        if meta.explain_score:
-            md.explain_score = f"term-frequency score {scores.get(obj.uuid, 0.0)}"
-            md.explain_score_present = True
+    # As on the server, a requested score is always there: 0 where the search has none
+    # (the explanation is then empty).
+    if meta.score:
+        md.score = ranking.scores.get(obj.uuid, 0.0) if ranking.scores else 0.0
+        md.score_present = True
+    if meta.explain_score:
+        md.explain_score = ranking.explains.get(obj.uuid, "") if ranking.explains else ""
+        md.explain_score_present = True
+    if ranking.distances is not None:
+        distance = ranking.distances[obj.uuid]
+        if meta.distance:
+            md.distance = distance
+            md.distance_present = True
+        if meta.certainty and ranking.certainty:
+            md.certainty = vec.certainty(float(np.float32(distance)))
+            md.certainty_present = True
     if meta.vector and obj.vector is not None:
         md.vector_bytes = obj.vector
     if obj.vectors and (meta.vector or meta.vectors):

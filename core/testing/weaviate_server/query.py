@@ -422,6 +422,7 @@ def bm25_scores(
     if search.properties:
         for spec in search.properties:
             pname, _, boost = spec.partition("^")
+            pname = sch.lowercase_property_name(pname)
             prop = cls.properties.get(pname)
             if prop is None:
                 raise QueryError(f"property '{pname}' not found in class '{cls.name}'")

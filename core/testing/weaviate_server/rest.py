@@ -34,6 +34,8 @@ from core.testing.weaviate_server.store import (
     NotFoundError,
     Store,
     StoredObject,
+    VectorValidationError,
+    VectorWriteError,
     pack_vector,
 )
 
@@ -134,10 +136,13 @@ class RestApp:
 
     # -- meta and probes ---------------------------------------------------------------------
     def meta(self, method: str, args: list[str], query: dict, payload: Any) -> Response:
+        # A server lists the modules it runs; here text2vec-transformers is there when a
+        # vectoriser is plugged in (WeaviateTestServer.set_vectorizer).
+        modules = {sch.TEXT2VEC_TRANSFORMERS: {}} if self._store.vectorizer is not None else {}
         return 200, _json(
             {
                 "hostname": self._hostname(),
-                "modules": {},
+                "modules": modules,
                 "version": self._version,
                 "grpcMaxMessageSize": GRPC_MAX_MESSAGE_SIZE,
             }
@@ -245,8 +250,11 @@ class RestApp:
             obj = self._store.insert(name, uid, payload.get("properties"), vector, vectors)
         except AlreadyExistsError as exc:
             return 422, _error(str(exc))
-        except ClassNotFoundError as exc:
+        except (ClassNotFoundError, VectorValidationError) as exc:
             return 422, _error(f"invalid object: {exc}")
+        except VectorWriteError as exc:
+            # A wrong dimension or a failing vectoriser: the server answers 500.
+            return 500, _error(str(exc))
         return 200, _json(_object_json(sch.capitalize_class_name(name), obj, False))
 
     def object_by_id(self, method: str, args: list[str], query: dict, payload: Any) -> Response:
@@ -278,6 +286,10 @@ class RestApp:
             # The very answer a real server gives for PUT/PATCH of a missing object:
             # 404 and an empty body.
             return 404, None
+        except VectorValidationError as exc:
+            return 422, _error(f"invalid object: {exc}")
+        except VectorWriteError as exc:
+            return 500, _error(str(exc))
         if method == "PATCH":
             return 204, None
         return 200, _json(_object_json(cls_name, obj, False))
@@ -385,19 +397,31 @@ def _tenant_problem(payload: dict[str, Any]) -> str | None:
 
 
 def _vectors(payload: dict[str, Any]) -> tuple[bytes | None, dict[str, tuple[bytes, int]] | None]:
+    """``vector`` (a list) and ``vectors`` (name -> list) of a REST object, packed as
+    float32 bytes; where they go is the store's business (``store._normalize_vectors``)."""
     vector = payload.get("vector")
-    packed = pack_vector(vector) if vector else None
+    packed = _packed(vector, "vector") if vector else None
     named = payload.get("vectors")
     if not named:
         return packed, None
+    if not isinstance(named, dict):
+        raise sch.ValidationError("invalid object: vectors must be an object")
     out: dict[str, tuple[bytes, int]] = {}
     for name, values in named.items():
         if values and isinstance(values[0], list):
             raise sch.ValidationError(
                 "invalid object: multi-vectors are not supported by the Weaviate test server"
             )
-        out[name] = (pack_vector(values), 1)  # 1 = VECTOR_TYPE_SINGLE_FP32
+        out[name] = (_packed(values or [], f"vector {name}"), 1)  # 1 = VECTOR_TYPE_SINGLE_FP32
     return packed, out
+
+
+def _packed(values: Any, what: str) -> bytes:
+    if not isinstance(values, list) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    ):
+        raise sch.ValidationError(f"invalid object: {what} must be an array of numbers")
+    return pack_vector(values)
 
 
 def _object_json(class_name: str, obj: StoredObject, include_vector: bool) -> dict[str, Any]:

@@ -4,6 +4,12 @@ The messages copy the shapes of Weaviate's own (``usecases/objects/validation`` 
 ``usecases/schema`` in the server's source), because code under test may log them or
 match on them. Go type names appear where the server prints ``%T`` of a decoded JSON
 value: every JSON or protobuf-Struct number is a ``float64`` there.
+
+Vectors: a collection has either named vectors (``vectorConfig``; each self-provided,
+``none``, or computed by the ``text2vec-transformers`` module, stored with the module's
+defaults and its per-property settings on every property) or the legacy class-level
+vector (``vectorizer: none`` only). :class:`ClassDef` exposes them as
+:class:`VectorDef` by name, ``""`` for the class-level one.
 """
 
 from __future__ import annotations
@@ -38,6 +44,20 @@ SUPPORTED_TYPES = SCALAR_TYPES | ARRAY_TYPES
 # Real Weaviate types the test server refuses with a clear message instead of faking.
 UNSUPPORTED_TYPES = frozenset({"object", "object[]", "geoCoordinates", "phoneNumber"})
 TOKENIZATIONS = frozenset({"word", "lowercase", "whitespace", "field", "trigram"})
+
+# The vectorizer modules this server knows. text2vec-transformers stands for any
+# text vectorizer: the test supplies the model (``WeaviateTestServer.set_vectorizer``).
+TEXT2VEC_TRANSFORMERS = "text2vec-transformers"
+VECTORIZER_MODULES = frozenset({TEXT2VEC_TRANSFORMERS})
+# What the module fills in when a collection names it (its ClassConfigDefaults and
+# PropertyConfigDefaults in the server's source).
+_MODULE_CLASS_DEFAULTS = {
+    TEXT2VEC_TRANSFORMERS: {"vectorizeClassName": True, "poolingStrategy": "masked_mean"},
+}
+_MODULE_PROPERTY_DEFAULTS = {
+    TEXT2VEC_TRANSFORMERS: {"skip": False, "vectorizePropertyName": False},
+}
+DISTANCES = frozenset({"cosine", "dot", "l2-squared", "manhattan", "hamming"})
 
 
 class SchemaError(Exception):
@@ -319,8 +339,61 @@ def _vector_index_config(index_type: str, given: Mapping[str, Any] | None) -> di
 
 
 def _check_vectorizer(name: Any) -> None:
+    """The class-level (legacy) vectorizer: only "none" here."""
+    if name in VECTORIZER_MODULES:
+        raise SchemaError(
+            f'vectorizer: "{name}" is supported by the Weaviate test server on named vectors '
+            f"only (Configure.Vectors.text2vec_transformers), not as a class-level vectorizer"
+        )
     if name != "none":
         raise SchemaError(f'vectorizer: no module with name "{name}" present')
+
+
+def _named_vectorizer(vectorizer: Mapping[str, Any]) -> dict[str, Any]:
+    """One named vector's ``vectorizer`` object, with the module's defaults filled in."""
+    module, settings = next(iter(vectorizer.items()))
+    if module == "none":
+        return {"none": {}}
+    if module not in VECTORIZER_MODULES:
+        raise SchemaError(f'vectorizer: no module with name "{module}" present')
+    if settings is not None and not isinstance(settings, Mapping):
+        raise SchemaError(f'vectorizer "{module}": settings must be an object')
+    merged = {**_MODULE_CLASS_DEFAULTS[module], **copy.deepcopy(dict(settings or {}))}
+    if "properties" in merged:
+        props = merged["properties"]
+        if not isinstance(props, list):
+            raise SchemaError(f"properties field needs to be of array type, got: {go_type(props)}")
+        if not props:
+            raise SchemaError("properties field needs to have at least 1 property defined")
+        for value in props:
+            if not isinstance(value, str):
+                raise SchemaError(f"properties field value: {go_value(value)} must be a string")
+    return {module: merged}
+
+
+def _with_module_property_defaults(prop: dict[str, Any], modules: list[str]) -> dict[str, Any]:
+    """Every property of a collection that uses a vectorizer module gets the module's
+    per-property settings (``skip``, ``vectorizePropertyName``), as the server adds them."""
+    if not modules:
+        return prop
+    given = prop.get("moduleConfig")
+    module_config: dict[str, Any] = dict(given) if isinstance(given, Mapping) else {}
+    for module in modules:
+        user = module_config.get(module)
+        module_config[module] = {
+            **_MODULE_PROPERTY_DEFAULTS[module],
+            **(dict(user) if isinstance(user, Mapping) else {}),
+        }
+    return {**prop, "moduleConfig": module_config}
+
+
+def _vector_modules(class_json: Mapping[str, Any]) -> list[str]:
+    modules: list[str] = []
+    for cfg in (class_json.get("vectorConfig") or {}).values():
+        for module in cfg.get("vectorizer") or {}:
+            if module in VECTORIZER_MODULES and module not in modules:
+                modules.append(module)
+    return modules
 
 
 def capitalize_class_name(name: str) -> str:
@@ -347,6 +420,22 @@ class PropertyDef:
     word: str = field(repr=False)
 
 
+@dataclass(frozen=True)
+class VectorDef:
+    """One vector space of a collection: a named vector, or the legacy class-level one
+    (``name == ""``)."""
+
+    name: str
+    module: str | None  # the vectorizer module, None when vectors are self-provided
+    settings: dict[str, Any]  # the module's settings as stored in the schema
+    distance: str  # cosine, dot, l2-squared, manhattan or hamming
+
+    @property
+    def source_properties(self) -> list[str] | None:
+        props = self.settings.get("properties")
+        return list(props) if props else None
+
+
 @dataclass
 class ClassDef:
     """One collection: its JSON as the server returns it plus parsed property definitions."""
@@ -357,9 +446,38 @@ class ClassDef:
     named_vectors: bool
     # Precomputed for the write path, which runs once per property of every object.
     text_names: frozenset[str] = field(default=frozenset(), repr=False)
+    # name -> vector space; "" is the legacy class-level vector.
+    vectors: dict[str, VectorDef] = field(default_factory=dict, repr=False)
+    # Whether some vector of this collection is computed by a vectoriser module.
+    vectorized: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         self.text_names = frozenset(n for n, p in self.properties.items() if p.data_type == "text")
+        self.vectors = _vector_defs(self.json)
+        self.vectorized = any(v.module for v in self.vectors.values())
+
+
+def _vector_defs(class_json: Mapping[str, Any]) -> dict[str, VectorDef]:
+    named = class_json.get("vectorConfig")
+    if named:
+        out: dict[str, VectorDef] = {}
+        for name, cfg in named.items():
+            module, settings = next(iter((cfg.get("vectorizer") or {"none": {}}).items()))
+            out[name] = VectorDef(
+                name=name,
+                module=None if module == "none" else module,
+                settings=dict(settings or {}),
+                distance=(cfg.get("vectorIndexConfig") or {}).get("distance", "cosine"),
+            )
+        return out
+    return {
+        "": VectorDef(
+            name="",
+            module=None,
+            settings={},
+            distance=(class_json.get("vectorIndexConfig") or {}).get("distance", "cosine"),
+        )
+    }
 
     def property(self, name: str) -> PropertyDef | None:
         return self.properties.get(name)
@@ -566,17 +684,19 @@ def normalize_class(body: Any) -> ClassDef:
                     f'target vector "{vec_name}": vectorizer must be an object with one key'
                 )
             try:
-                _check_vectorizer(next(iter(vectorizer)))
+                stored_vectorizer = _named_vectorizer(vectorizer)
                 index_type = cfg.get("vectorIndexType") or "hnsw"
                 index_config = _vector_index_config(index_type, cfg.get("vectorIndexConfig"))
             except SchemaError as exc:
                 raise SchemaError(f'target vector "{vec_name}": {exc}') from None
             vectors[vec_name] = {
-                "vectorizer": {"none": {}},
+                "vectorizer": stored_vectorizer,
                 "vectorIndexType": index_type,
                 "vectorIndexConfig": index_config,
             }
         out["vectorConfig"] = vectors
+        modules = _vector_modules(out)
+        out["properties"] = [_with_module_property_defaults(p, modules) for p in properties]
     else:
         vectorizer = body.get("vectorizer") or "none"
         _check_vectorizer(vectorizer)
@@ -599,7 +719,9 @@ def build_class(class_json: dict[str, Any]) -> ClassDef:
 
 def with_property(cls: ClassDef, raw_prop: Mapping[str, Any]) -> tuple[ClassDef, dict[str, Any]]:
     """A copy of ``cls`` with one more property (``POST /v1/schema/{class}/properties``)."""
-    prop = normalize_property(cls.name, raw_prop)
+    prop = _with_module_property_defaults(
+        normalize_property(cls.name, raw_prop), _vector_modules(cls.json)
+    )
     if prop["name"].lower() in {p.lower() for p in cls.properties}:
         raise SchemaError(
             f'class "{cls.name}": conflict for property "{prop["name"]}": '

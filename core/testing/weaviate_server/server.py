@@ -15,7 +15,7 @@ from weaviate.proto.v1 import weaviate_pb2_grpc
 from core.testing.weaviate_server.faults import Counters, Faults
 from core.testing.weaviate_server.grpc_service import WeaviateService, add_health_service
 from core.testing.weaviate_server.rest import GRPC_MAX_MESSAGE_SIZE, HttpServer, RestApp
-from core.testing.weaviate_server.store import Store
+from core.testing.weaviate_server.store import Store, Vectorizer
 
 DEFAULT_VERSION = "1.36.2"
 
@@ -85,6 +85,10 @@ class WeaviateTestServer:
     Both ports are random free ports unless given. ``faults`` switches failures on and
     off while it runs, ``counters`` counts calls per endpoint and RPC, ``store`` holds the
     data. :meth:`reset` brings all three back to a clean state.
+
+    ``vectorizer`` (or :meth:`set_vectorizer`) is the model behind the
+    ``text2vec-transformers`` module: a callable taking a list of texts and returning one
+    list of floats per text. Without one the module counts as absent.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class WeaviateTestServer:
         query_defaults_limit: int = 10,
         query_maximum_results: int = 10000,
         grpc_workers: int = 16,
+        vectorizer: Vectorizer | None = None,
     ) -> None:
         _check_loopback(host)
         self.host = host
@@ -112,6 +117,8 @@ class WeaviateTestServer:
         self.auth = Auth(self.faults, api_keys)
         self._initial_api_keys = frozenset(api_keys)
         self._initial_auto_schema = auto_schema
+        self._initial_vectorizer = vectorizer
+        self.store.vectorizer = vectorizer
         self._requested_grpc_port = grpc_port
         self._grpc_workers = grpc_workers
         self._lock = threading.RLock()
@@ -225,16 +232,35 @@ class WeaviateTestServer:
             self._start_grpc(self.grpc_port)
             self._down = False
 
+    # -- the vectoriser module -----------------------------------------------------------------
+    def set_vectorizer(self, vectorizer: Vectorizer | None) -> None:
+        """Plug in the model behind the ``text2vec-transformers`` module.
+
+        ``vectorizer(texts)`` gets a list of strings (the objects' texts, see
+        ``vectors.object_text``, or the query of ``near_text`` / ``hybrid``) and returns
+        one vector per text (a list of floats; None for "no vector"). Objects written
+        without a vector to a collection whose named vector uses the module get theirs
+        from it, one call per batch. ``None`` removes the module: writes to such
+        collections then fail as on a server without it.
+        """
+        self.store.vectorizer = vectorizer
+
+    @property
+    def vectorizer(self) -> Vectorizer | None:
+        return self.store.vectorizer
+
     # -- reset between tests -----------------------------------------------------------------
     def reset(self) -> None:
         """Empty the store, clear every fault (back up if down), zero the counters, and
-        restore the API keys and auto-schema setting the server was created with.
+        restore the API keys, auto-schema setting and vectoriser the server was created
+        with.
 
         Requests still sleeping on injected latency are dropped, not served, so nothing
         from before the reset reaches the store after it."""
         self.faults.clear()
         self.store.reset()
         self.store.auto_schema = self._initial_auto_schema
+        self.store.vectorizer = self._initial_vectorizer
         self.auth.set_api_keys(self._initial_api_keys)
         self.counters.reset()
 

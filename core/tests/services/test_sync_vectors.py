@@ -113,3 +113,65 @@ def test_without_an_embedder_documents_are_written_without_vectors(sync, monkeyp
     assert sync.get("item", item.pk)["title"] == "Keyword only"
     assert sync.record("item", item.pk).embedding_model == ""
     assert drain().written == 0
+
+
+def test_an_http_embedder_of_another_dimension_is_refused_before_any_write(
+    settings, transactional_db, embedding_server, monkeypatch
+):
+    settings.AGIRA_SYNC_BACKOFF_SECONDS = 0.0
+    item = factories.make_item(title="Local vectors first", description="384 dimensions.")
+    from core.tests.harness import EmbeddedHarness
+
+    embedded = EmbeddedHarness(settings.AGIRA_EMBEDDED_PATH)
+    assert embedded.vector("item", item.pk).shape == (384,)
+
+    monkeypatch.setenv("AGIRA_EMBEDDER_PROVIDER", "http")
+    monkeypatch.setenv("AGIRA_EMBEDDER_URL", embedding_server.url)
+    monkeypatch.setenv("AGIRA_EMBEDDER_MODEL", "tiny")
+    item.title = "Endpoint vectors"
+    item.save()
+    record = embedded.record("item", item.pk)
+    assert record.state == SyncState.PENDING
+    assert record.attempts == 0  # the index is not to blame for a mismatch: nothing counted
+    from core.models import SyncTargetStatus
+
+    error = SyncTargetStatus.objects.get(target="embedded").last_error
+    assert "holds 384-dimensional vectors" in error
+    assert "8-dimensional" in error
+    assert "sync_weaviate --full --target embedded" in error
+    assert embedded.get("item", item.pk)["title"] == "Local vectors first"  # nothing written
+
+    # The documented fix: a full reconcile rebuilds the vectors with the new model.
+    report = reconcile(full=True, target="embedded")
+    assert not report.targets[0].error
+    assert embedded.get("item", item.pk)["title"] == "Endpoint vectors"
+    assert embedded.vector("item", item.pk).shape == (8,)
+    assert embedded.record("item", item.pk).embedding_model == "http:tiny:8"
+
+
+def test_an_unusable_embedder_keeps_changes_pending_and_says_why(
+    settings, transactional_db, embedding_server, monkeypatch
+):
+    secret = "sk-wrong-key-0042"
+    embedding_server.set_api_keys(["sk-right"])
+    embedding_server.echo_key_in_errors(True)
+    monkeypatch.setenv("AGIRA_EMBEDDER_PROVIDER", "http")
+    monkeypatch.setenv("AGIRA_EMBEDDER_URL", embedding_server.url)
+    monkeypatch.setenv("AGIRA_EMBEDDER_MODEL", "tiny")
+    monkeypatch.setenv("AGIRA_EMBEDDER_API_KEY", secret)
+    monkeypatch.setenv("AGIRA_EMBEDDER_DIMENSION", "8")
+    item = factories.make_item(title="Waits for the embedder")
+    from core.models import SyncTargetStatus
+
+    record = SyncRecord.objects.get(target="embedded", object_type="item", object_id=item.pk)
+    assert record.state == SyncState.PENDING
+    assert record.attempts == 0
+    status = SyncTargetStatus.objects.get(target="embedded")
+    assert "rejected the API key" in status.last_error
+    assert secret not in status.last_error
+
+    embedding_server.set_api_keys([secret])
+    drain()
+    record.refresh_from_db()
+    assert record.state == SyncState.SYNCED
+    assert record.embedding_model == "http:tiny:8"

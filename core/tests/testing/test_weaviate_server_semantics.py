@@ -78,7 +78,9 @@ def test_object_json_shape(http, weaviate_client):
     assert body["class"] == COLLECTION
     assert body["id"] == uid(1)
     assert body["properties"] == {"title": "t"}
-    assert body["vector"] == [1.0, 2.0]
+    # The collection has one named vector: the server files an unnamed vector under it.
+    assert body["vectors"] == {"default": [1.0, 2.0]}
+    assert "vector" not in body
     assert body["creationTimeUnix"] == body["lastUpdateTimeUnix"]
     assert http.head(f"/v1/objects/{COLLECTION}/{uid(1)}").status_code == 204
 
@@ -367,10 +369,12 @@ def test_cursor_cannot_be_combined_with_filters(weaviate_client):
         )
 
 
-def test_vector_search_is_refused_not_faked(weaviate_client):
+def test_media_search_is_refused_not_faked(weaviate_client):
+    # Vector search is served (test_weaviate_server_vectors.py); searching by images and
+    # other media needs a multi-modal module the test server does not have.
     collection = create_agira_collection(weaviate_client)
     with pytest.raises(WeaviateQueryError, match="not supported by the Weaviate test server"):
-        collection.query.near_vector([0.1, 0.2])
+        collection.query.near_image("aGVsbG8=")
 
 
 def test_delete_many_is_capped_at_query_maximum_results():
