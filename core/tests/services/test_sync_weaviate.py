@@ -222,3 +222,54 @@ def test_the_reconcile_walk_reads_ids_versions_and_documents(weaviate_sync, monk
     items[0].save()
     (_doc, newer) = target.fetch_versioned([first.bytes])[first.bytes]
     assert newer > version
+
+
+def test_weaviate_can_vectorise_on_the_server_with_its_text2vec_module(weaviate_sync, client, user):
+    from core.services.index.embeddings import current_embedder
+
+    calls = []
+
+    def module(texts):  # the t2v-transformers container, serving the same model
+        calls.append(len(texts))
+        return [v.tolist() for v in current_embedder().embed(texts)]
+
+    weaviate_sync.set_vectorizer(module)
+    WeaviateConfiguration.objects.filter(pk=1).update(vectorizer="text2vec-transformers")
+    item = factories.make_item(
+        title="Cannot sign in once the password was reset", description="Three reports."
+    )
+    factories.make_item(title="Invoice PDF shows the wrong logo")
+    assert calls  # the server computed the vectors: Agira sent none
+    stored_vector = weaviate_sync.store.record(COLLECTION, object_uuid("item", item.pk)).vectors
+    assert "default" in stored_vector
+    assert record("item", item.pk).embedding_model == "weaviate:text2vec-transformers"
+
+    client.force_login(user)
+    response = client.get(
+        "/search/", {"q": "login fails after a password change", "mode": "semantic"}
+    )
+    assert response.context["rows"][0]["doc"]["object_id"] == str(item.pk)
+
+
+def test_a_collection_made_before_vectors_is_reported_with_the_fix(weaviate_sync):
+    weaviate_sync.store.create_class(
+        {
+            "class": COLLECTION,
+            "vectorizer": "none",
+            "properties": [
+                {"name": name, "dataType": ["text"]}
+                for name in FIELDS
+                if name not in ("size_bytes", "created_at", "updated_at")
+            ]
+            + [
+                {"name": "size_bytes", "dataType": ["int"]},
+                {"name": "created_at", "dataType": ["date"]},
+                {"name": "updated_at", "dataType": ["date"]},
+            ],
+        }
+    )
+    item = factories.make_item(title="Waits for a collection with vectors")
+    error = SyncTargetStatus.objects.get(target="weaviate").last_error
+    assert "has no named vector 'default'" in error
+    assert "Agira does not alter it" in error
+    assert record("item", item.pk).state == SyncState.PENDING
