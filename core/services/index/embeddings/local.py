@@ -129,6 +129,8 @@ class LocalEmbedder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+            # The arena keeps the largest batch's buffers for ever (GBs at 256 tokens).
+            options.enable_cpu_mem_arena = False
             try:
                 session = onnxruntime.InferenceSession(
                     str(files.model), sess_options=options, providers=["CPUExecutionProvider"]
