@@ -32,6 +32,7 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 TOKENIZER_PATH = Path(__file__).with_name("minilm") / "tokenizer.json"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MAX_TOKENS = 256
+MODEL_DIMENSION = 384
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,12 @@ class LocalEmbedder:
 
     @property
     def info(self) -> ModelInfo:
+        """The model's name and dimension. For the shipped model they are
+        known without loading it: a drain or a reconcile that finds every
+        vector cached never loads the model at all."""
         if self._info is None:
+            if self._files is None:
+                return ModelInfo(provider="local", model=MODEL_NAME, dimension=MODEL_DIMENSION)
             self._load()
         return self._info
 

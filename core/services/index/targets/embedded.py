@@ -337,18 +337,28 @@ class EmbeddedTarget:
                 (*filters, payload, version, model, rowid),
             )
             conn.execute("DELETE FROM object_text WHERE rowid = ?", (rowid,))
-            if has_vectors:
-                conn.execute("DELETE FROM object_vectors WHERE rowid = ?", (rowid,))
         conn.execute(
             "INSERT INTO object_text (rowid, title, text) VALUES (?, ?, ?)",
             (rowid, doc.get("title") or "", doc.get("text") or ""),
         )
         if vector is not None:
-            conn.execute(
-                "INSERT INTO object_vectors (rowid, embedding, type, project_id, org_id, status) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (rowid, np.asarray(vector, dtype="<f4").tobytes(), *filters),
-            )
+            blob = np.asarray(vector, dtype="<f4").tobytes()
+            # An UPDATE in place is several times cheaper in vec0 than a
+            # DELETE and INSERT (which leaves a hole in its chunk).
+            if row is not None:
+                conn.execute(
+                    "UPDATE object_vectors SET embedding = ?, type = ?, project_id = ?, "
+                    "org_id = ?, status = ? WHERE rowid = ?",
+                    (blob, *filters, rowid),
+                )
+            if row is None or not conn.changes():
+                conn.execute(
+                    "INSERT INTO object_vectors (rowid, embedding, type, project_id, org_id, "
+                    "status) VALUES (?, ?, ?, ?, ?, ?)",
+                    (rowid, blob, *filters),
+                )
+        elif row is not None and has_vectors:
+            conn.execute("DELETE FROM object_vectors WHERE rowid = ?", (rowid,))
 
     def delete_many(self, uuids: list[uuid.UUID]) -> dict[int, str]:
         if not uuids:
