@@ -230,3 +230,24 @@ def test_a_writer_holding_the_embedded_index_delays_the_change_and_readers_go_on
         blocker.close()
     drain()
     assert target.fetch(object_uuid("item", item.pk))["title"] == "Waits"
+
+
+def test_a_reconcile_with_nothing_changed_reads_and_writes_nothing_in_the_embedded_index(
+    transactional_db,
+):
+    from core.services.index.reconcile import reconcile
+
+    project = factories.make_project()
+    for n in range(12):
+        factories.make_item(project=project, title=f"Quiet {n}")
+    target = embedded_target()
+    first = reconcile(target="embedded")  # builds the index mirror
+    assert not first.targets[0].error
+    target.stats.clear()
+    report = reconcile(target="embedded")
+    result = report.targets[0]
+    assert not result.error
+    assert result.total("unchanged") == 13
+    assert result.total("created") + result.total("updated") + result.total("deleted") == 0
+    assert target.stats["documents read"] == 0
+    assert target.stats["upsert batches"] == 0

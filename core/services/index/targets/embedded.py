@@ -414,6 +414,7 @@ class EmbeddedTarget:
                     (after, READ_CHUNK),
                 ).fetchall(),
             )
+            self.stats["documents read"] += len(rows)
             for _rowid, raw, doc in rows:
                 yield uuid.UUID(bytes=raw), json.loads(doc)
             if len(rows) < READ_CHUNK:
@@ -462,6 +463,7 @@ class EmbeddedTarget:
             )
             for raw, doc, version in rows:
                 found[bytes(raw)] = (json.loads(doc), int(version))
+        self.stats["documents read"] += len(found)
         return found
 
     # -- search -------------------------------------------------------------------
