@@ -5,6 +5,8 @@ primary target (the first active one) and raise `TargetUnavailable` when no
 target can answer, with a message fit to show.
 """
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.db.models import Model
@@ -178,18 +180,39 @@ class SearchResults:
         return self.page > 1
 
 
+_QUERY_VECTORS: OrderedDict[tuple[str, str], object] = OrderedDict()
+_QUERY_VECTORS_MAX = 256
+_query_lock = threading.Lock()
+
+
 def embed_query(text: str):
-    """The vector of a search query (one short text, not cached), or None when
-    no embedder is configured. Raises TargetUnavailable if it cannot be made."""
+    """The vector of a search query, or None when no embedder is configured.
+    Raises TargetUnavailable if it cannot be made.
+
+    The last few hundred queries' vectors are kept in the process: the next
+    page of a search, or the same words typed again, costs no model call.
+    """
     from .embeddings import EmbedderUnavailable, current_embedder
 
     try:
         embedder = current_embedder()
-        return None if embedder is None else embedder.embed([text])[0]
+        if embedder is None:
+            return None
+        key = (embedder.info.key, text)
+        with _query_lock:
+            if key in _QUERY_VECTORS:
+                _QUERY_VECTORS.move_to_end(key)
+                return _QUERY_VECTORS[key]
+        vector = embedder.embed([text])[0]
     except EmbedderUnavailable as exc:
         raise TargetUnavailable(
             f"Semantic search is unavailable: {exc}", reason="misconfigured"
         ) from exc
+    with _query_lock:
+        _QUERY_VECTORS[key] = vector
+        while len(_QUERY_VECTORS) > _QUERY_VECTORS_MAX:
+            _QUERY_VECTORS.popitem(last=False)
+    return vector
 
 
 def search_objects(

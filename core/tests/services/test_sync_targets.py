@@ -251,3 +251,33 @@ def test_a_reconcile_with_nothing_changed_reads_and_writes_nothing_in_the_embedd
     assert result.total("created") + result.total("updated") + result.total("deleted") == 0
     assert target.stats["documents read"] == 0
     assert target.stats["upsert batches"] == 0
+
+
+def test_a_status_change_moves_the_vector_filter_without_rewriting_text_or_vector(
+    transactional_db,
+):
+    from core.services.index.service import embed_query
+
+    item = factories.make_item(title="Export crashes on large files", status="Inbox")
+    target = embedded_target()
+    vector = embed_query("export crash")
+
+    def found(status: str, **search) -> bool:
+        page = target.search(
+            search.get("query", ""),
+            filters={"status": status},
+            limit=5,
+            offset=0,
+            vector=search.get("vector"),
+        )
+        return str(item.pk) in {hit.document["object_id"] for hit in page.hits}
+
+    before = target.fetch_vector(object_uuid("item", item.pk))
+    assert found("Inbox", vector=vector)
+    assert not found("Working", vector=vector)
+    item.status = "Working"
+    item.save()
+    assert found("Working", vector=vector)
+    assert not found("Inbox", vector=vector)
+    assert found("Working", query="export")  # the full-text row still answers
+    assert (target.fetch_vector(object_uuid("item", item.pk)) == before).all()
