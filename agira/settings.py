@@ -209,6 +209,8 @@ AGIRA_EMBEDDED_ENABLED = env.bool("AGIRA_EMBEDDED_ENABLED", default=True)
 AGIRA_EMBEDDED_PATH = env.str("AGIRA_EMBEDDED_PATH", default=str(VAR_DIR / "index" / "agira.db"))
 # How long a writer waits for another process's write transaction.
 AGIRA_EMBEDDED_BUSY_TIMEOUT = env.float("AGIRA_EMBEDDED_BUSY_TIMEOUT", default=10.0)
+# How much of the index file is read through a memory map (0: none).
+AGIRA_EMBEDDED_MMAP_MB = env.int("AGIRA_EMBEDDED_MMAP_MB", default=1024)
 
 # The local embedding model's CPU threads (the rest of the embedder is set in
 # the admin, Embedder configuration, or by AGIRA_EMBEDDER_*).

@@ -7,7 +7,6 @@ from django.http import HttpRequest
 
 from core.admin_sync import ConnectionAdmin, WriteOnlySecretForm, write_only_field
 from core.models import GitHubConfiguration, GitHubRepository, GitHubSyncRun
-from core.services.github.client import check_connection
 from core.services.github.config import ENV_OVERRIDES, github_settings
 
 
@@ -32,6 +31,10 @@ class GitHubConfigurationAdmin(ConnectionAdmin):
     ]
 
     def check_connection(self) -> tuple[bool, str]:
+        # PyGithub is imported when a connection is tested, not by every
+        # command that loads the admin.
+        from core.services.github.client import check_connection
+
         return check_connection(github_settings())
 
 

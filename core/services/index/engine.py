@@ -54,7 +54,6 @@ from .documents import (
     object_uuid,
 )
 from .embeddings import EmbedderUnavailable, current_embedder
-from .embeddings.cache import embed_texts
 from .targets.base import Target, TargetUnavailable
 
 logger = logging.getLogger("agira.index")
@@ -283,6 +282,9 @@ def write_documents(
         embedder = current_embedder()
         if embedder is None:
             return target.upsert_many(documents), ""
+        # numpy is imported with the first vectors, not by every command.
+        from .embeddings.cache import embed_texts
+
         vectors = embed_texts(embedder, [embedding_text(doc) for _oid, doc in documents])
         model = embedder.info.key
     except EmbedderUnavailable as exc:

@@ -5,10 +5,13 @@ dimension. Providers: `local` (an ONNX sentence model on the CPU), `http` (an
 OpenAI-compatible `/v1/embeddings` endpoint) and `none` (keyword search only).
 """
 
-from dataclasses import dataclass
-from typing import Protocol
+from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class EmbedderUnavailable(Exception):
@@ -46,6 +49,8 @@ class Embedder(Protocol):
 
 def normalise_rows(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (a zero row stays zero), as float32."""
+    import numpy as np
+
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)

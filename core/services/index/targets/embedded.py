@@ -26,6 +26,8 @@ reopened per request. A write is one short transaction per batch; a reader
 never waits for it (WAL), a second writer waits at most the busy timeout.
 """
 
+from __future__ import annotations
+
 import contextlib
 import hashlib
 import json
@@ -37,13 +39,16 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import apsw
-import numpy as np
 import sqlite_vec
 from django.conf import settings
 
 from ..documents import FIELDS
+
+if TYPE_CHECKING:
+    import numpy as np
 from .base import SearchHit, SearchPage, ServerInfo, TargetUnavailable
 
 logger = logging.getLogger("agira.index.embedded")
@@ -84,6 +89,7 @@ class EmbeddedSettings:
     enabled: bool
     path: str
     busy_timeout: float
+    mmap_bytes: int = 1 << 30
 
     def describe(self) -> str:
         return f"the embedded index {self.path}"
@@ -94,6 +100,7 @@ def embedded_settings() -> EmbeddedSettings:
         enabled=settings.AGIRA_EMBEDDED_ENABLED,
         path=str(settings.AGIRA_EMBEDDED_PATH),
         busy_timeout=settings.AGIRA_EMBEDDED_BUSY_TIMEOUT,
+        mmap_bytes=settings.AGIRA_EMBEDDED_MMAP_MB * 1024 * 1024,
     )
 
 
@@ -121,6 +128,13 @@ def _writing(conn: apsw.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _float32_bytes(vector) -> bytes:
+    """A vector as sqlite-vec's float32 blob (little-endian)."""
+    import numpy as np  # with the first vector, not at import: commands start faster
+
+    return np.asarray(vector, dtype="<f4").tobytes()
 
 
 def _digest(*parts: bytes) -> str:
@@ -171,6 +185,11 @@ class EmbeddedTarget:
             # not wait for the disk (a crash loses at most the last commits,
             # which the reconcile command restores).
             conn.execute("PRAGMA synchronous=NORMAL")
+            # Read the file through a memory map: a vector search scans every
+            # stored vector, and mapped pages skip a copy per page (a third of
+            # a search's time at 100,000 objects). The pages are the OS's page
+            # cache, shared by every process, not this process's own memory.
+            conn.execute(f"PRAGMA mmap_size={int(self.config.mmap_bytes)}")
             if not self._ready:
                 with _writing(conn):
                     conn.execute(SCHEMA)
@@ -270,6 +289,8 @@ class EmbeddedTarget:
                 "WHERE o.uuid = ?",
                 (object_uuid.bytes,),
             ).fetchone()
+            import numpy as np
+
             return None if row is None else np.frombuffer(row[0], dtype="<f4").copy()
 
         return self._run("read from", read)
@@ -368,7 +389,7 @@ class EmbeddedTarget:
             payload = json.dumps({k: doc.get(k) for k in FIELDS}, ensure_ascii=False)
             title, text = doc.get("title") or "", doc.get("text") or ""
             text_hash = _digest(title.encode(), b"\0", text.encode("utf-8", "surrogatepass"))
-            blob = None if vectors is None else np.asarray(vectors[index], dtype="<f4").tobytes()
+            blob = None if vectors is None else _float32_bytes(vectors[index])
             vector_hash = "" if blob is None else _digest(blob)
             if raw in existing:
                 rowid, *old_filters, old_text, old_vector = existing[raw]
@@ -595,7 +616,7 @@ class EmbeddedTarget:
             )
             return conn.execute(
                 sql,
-                (np.asarray(vector, dtype="<f4").tobytes(), k, *params),
+                (_float32_bytes(vector), k, *params),
             ).fetchall()
 
         rows = self._run("search", run)[offset:]
