@@ -281,3 +281,34 @@ def test_a_status_change_moves_the_vector_filter_without_rewriting_text_or_vecto
     assert not found("Inbox", vector=vector)
     assert found("Working", query="export")  # the full-text row still answers
     assert (target.fetch_vector(object_uuid("item", item.pk)) == before).all()
+
+
+def test_vector_search_ranks_by_the_exact_cosine_with_filters_inside(db):
+    """The int8 index finds candidates; the page is ranked by the float32 vectors."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(600, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    docs = [
+        (
+            object_uuid("item", n),
+            {"object_id": str(n), "type": "item" if n % 3 else "comment", "title": f"t{n}"},
+        )
+        for n in range(600)
+    ]
+    target = embedded_target()
+    assert target.upsert_many(docs, vectors=vectors, embedding_model="test:rng:384") == {}
+    query = vectors[5] + rng.normal(size=384).astype(np.float32) * 0.05
+    query /= np.linalg.norm(query)
+    exact = vectors @ query
+    items = [n for n in range(600) if n % 3]
+    expected = sorted(items, key=lambda n: -exact[n])[:15]
+
+    page = target.search("", filters={"type": "item"}, limit=10, offset=0, vector=query)
+    assert [int(h.document["object_id"]) for h in page.hits] == expected[:10]
+    for hit in page.hits:
+        assert abs(hit.score - exact[int(hit.document["object_id"])]) < 1e-5
+    assert page.has_next
+    second = target.search("", filters={"type": "item"}, limit=10, offset=10, vector=query)
+    assert [int(h.document["object_id"]) for h in second.hits][:5] == expected[10:15]

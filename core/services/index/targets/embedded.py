@@ -17,9 +17,12 @@ Tables:
   reconcile command's ids-and-versions walk, as for Weaviate).
 * `object_text`: FTS5 over title and text, contentless (the text lives once,
   in `objects.doc`), rowid = objects.rowid.
-* `object_vectors`: sqlite-vec `vec0`, cosine distance, the filter columns as
+* `object_vectors`: sqlite-vec `vec0` over the vectors quantised to int8 (a
+  quarter of the bytes a search must scan), with the filter columns as
   metadata columns so a KNN query filters inside the scan; created with the
   first vector written (its dimension) and recorded in `meta`.
+* `object_floats`: the exact float32 vectors. A search takes twice the
+  candidates it needs from the int8 scan and ranks them by their exact cosine.
 
 Every process keeps one connection per thread for its lifetime: nothing is
 reopened per request. A write is one short transaction per batch; a reader
@@ -56,6 +59,11 @@ logger = logging.getLogger("agira.index.embedded")
 FILTER_FIELDS = ("type", "project_id", "org_id", "status")
 VERSION_PAGE = 5000
 READ_CHUNK = 500
+# Unit vectors' components are far below 0.5: x * 254, clipped to int8.
+INT8_SCALE = 254.0
+VECTOR_LAYOUT = "int8-knn+float32-rescore"
+# vec0's largest k.
+MAX_CANDIDATES = 4096
 # bm25() weights of the FTS columns: a word in the title counts twice.
 TITLE_WEIGHT, TEXT_WEIGHT = 2.0, 1.0
 
@@ -135,6 +143,15 @@ def _float32_bytes(vector) -> bytes:
     import numpy as np  # with the first vector, not at import: commands start faster
 
     return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def _int8_bytes(vector) -> bytes:
+    """A unit vector quantised for the int8 index (its ranking is then
+    corrected with the exact vectors)."""
+    import numpy as np
+
+    scaled = np.rint(np.asarray(vector, dtype=np.float32) * INT8_SCALE)
+    return np.clip(scaled, -127, 127).astype(np.int8).tobytes()
 
 
 def _digest(*parts: bytes) -> str:
@@ -238,29 +255,49 @@ class EmbeddedTarget:
         return dict(conn.execute("SELECT key, value FROM meta"))
 
     def vector_info(self) -> tuple[int, str] | None:
-        """(dimension, model key) of the stored vectors, or None before the first."""
+        """(dimension, model key) of the stored vectors, or None before the
+        first. A file of an older layout reports no model: a full reconcile
+        then rebuilds its vectors."""
         meta = self._run("read from", self._meta)
         if "dimension" not in meta:
             return None
-        return int(meta["dimension"]), meta.get("embedding_model", "")
+        model = meta.get("embedding_model", "") if self._current_layout(meta) else ""
+        return int(meta["dimension"]), model
+
+    @staticmethod
+    def _current_layout(meta: dict[str, str]) -> bool:
+        return meta.get("vector_layout") == VECTOR_LAYOUT
 
     def _ensure_vectors(self, conn: apsw.Connection, dimension: int, model: str) -> None:
         meta = self._meta(conn)
         if "dimension" not in meta:
             conn.execute(
-                f"CREATE VIRTUAL TABLE object_vectors USING vec0("
-                f"embedding float[{int(dimension)}] distance_metric=cosine, "
+                "CREATE VIRTUAL TABLE object_vectors USING vec0("
+                f"embedding int8[{int(dimension)}] distance_metric=l2, "
                 "type text, project_id text, org_id text, status text)"
             )
             conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('dimension', ?), ('embedding_model', ?)",
-                (str(dimension), model),
+                "CREATE TABLE IF NOT EXISTS object_floats "
+                "(rowid INTEGER PRIMARY KEY, vector BLOB NOT NULL)"
+            )
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("dimension", str(dimension)),
+                    ("embedding_model", model),
+                    ("vector_layout", VECTOR_LAYOUT),
+                ],
             )
             return
-        if int(meta["dimension"]) != dimension:
+        if int(meta["dimension"]) != dimension or not self._current_layout(meta):
+            held = (
+                f"{meta['dimension']}-dimensional vectors "
+                f"({meta.get('embedding_model') or 'another model'})"
+                if self._current_layout(meta)
+                else "vectors in an older layout"
+            )
             raise TargetUnavailable(
-                f"{self.config.describe()} holds {meta['dimension']}-dimensional vectors "
-                f"({meta.get('embedding_model') or 'another model'}); the embedder makes "
+                f"{self.config.describe()} holds {held}; the embedder makes "
                 f"{dimension}-dimensional ones ({model}). Nothing was written. Run "
                 "`manage.py sync_weaviate --full --target embedded` to rebuild the vectors.",
                 reason="misconfigured",
@@ -270,22 +307,28 @@ class EmbeddedTarget:
 
     def reset_vectors(self) -> None:
         """Forget every stored vector (a change of model): the next writes
-        create the vector table anew with their dimension."""
+        create the vector tables anew with their dimension."""
 
         def reset(conn: apsw.Connection) -> None:
             with _writing(conn):
                 conn.execute("DROP TABLE IF EXISTS object_vectors")
-                conn.execute("DELETE FROM meta WHERE key IN ('dimension', 'embedding_model')")
+                conn.execute("DROP TABLE IF EXISTS object_floats")
+                conn.execute(
+                    "DELETE FROM meta WHERE key IN ('dimension', 'embedding_model', "
+                    "'vector_layout')"
+                )
                 conn.execute("UPDATE objects SET embedding_model = '', vector_hash = ''")
 
         self._run("reset the vectors of", reset)
 
     def fetch_vector(self, object_uuid: uuid.UUID) -> np.ndarray | None:
+        """The exact vector stored for an object, or None."""
+
         def read(conn: apsw.Connection):
-            if "dimension" not in self._meta(conn):
+            if not self._current_layout(self._meta(conn)):
                 return None
             row = conn.execute(
-                "SELECT v.embedding FROM object_vectors v JOIN objects o ON o.rowid = v.rowid "
+                "SELECT f.vector FROM object_floats f JOIN objects o ON o.rowid = f.rowid "
                 "WHERE o.uuid = ?",
                 (object_uuid.bytes,),
             ).fetchone()
@@ -381,7 +424,7 @@ class EmbeddedTarget:
                 existing[bytes(raw)] = tuple(row)
         (next_rowid,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM objects").fetchone()
         inserts, updates, text_gone, texts = [], [], [], []
-        vector_new, vector_changed, vector_filters, vector_gone = [], [], [], []
+        vector_new, vector_filters, vector_gone, floats = [], [], [], []
         for raw in keys:
             index = last[raw]
             doc = documents[index][1]
@@ -407,10 +450,14 @@ class EmbeddedTarget:
                 texts.append((rowid, title, text))
             if blob is not None:
                 if not had_vector:
-                    vector_new.append((rowid, blob, *filters))
+                    vector_new.append((rowid, _int8_bytes(vectors[index]), *filters))
+                    floats.append((rowid, blob))
                 elif old_vector != vector_hash:
-                    # In place: several times cheaper in vec0 than DELETE + INSERT.
-                    vector_changed.append((blob, *filters, rowid))
+                    # vec0 takes no int8 value in an UPDATE: replaced (an unchanged
+                    # vector, the common case of a re-sync, is left alone above).
+                    vector_gone.append((rowid,))
+                    vector_new.append((rowid, _int8_bytes(vectors[index]), *filters))
+                    floats.append((rowid, blob))
                 elif old_filters != filters:
                     vector_filters.append((*filters, rowid))
             elif had_vector:
@@ -431,21 +478,18 @@ class EmbeddedTarget:
             ("DELETE FROM object_text WHERE rowid = ?", text_gone),
             ("INSERT INTO object_text (rowid, title, text) VALUES (?, ?, ?)", texts),
             (
-                "UPDATE object_vectors SET embedding = ?, type = ?, project_id = ?, org_id = ?, "
-                "status = ? WHERE rowid = ?",
-                vector_changed,
-            ),
-            (
                 "UPDATE object_vectors SET type = ?, project_id = ?, org_id = ?, status = ? "
                 "WHERE rowid = ?",
                 vector_filters,
             ),
+            ("DELETE FROM object_vectors WHERE rowid = ?", vector_gone),
+            ("DELETE FROM object_floats WHERE rowid = ?", vector_gone),
             (
                 "INSERT INTO object_vectors (rowid, embedding, type, project_id, org_id, status) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "VALUES (?, vec_int8(?), ?, ?, ?, ?)",
                 vector_new,
             ),
-            ("DELETE FROM object_vectors WHERE rowid = ?", vector_gone),
+            ("INSERT OR REPLACE INTO object_floats (rowid, vector) VALUES (?, ?)", floats),
         )
         for sql, rows in statements:
             if rows:
@@ -467,6 +511,7 @@ class EmbeddedTarget:
                     conn.execute("DELETE FROM object_text WHERE rowid = ?", (row[0],))
                     if has_vectors:
                         conn.execute("DELETE FROM object_vectors WHERE rowid = ?", (row[0],))
+                        conn.execute("DELETE FROM object_floats WHERE rowid = ?", (row[0],))
             return {}
 
         return self._run("delete from", delete)
@@ -596,34 +641,50 @@ class EmbeddedTarget:
         return SearchPage(hits=hits, total=None, has_next=len(rows) > limit)
 
     def _vector_search(self, vector, where, params, limit, offset) -> SearchPage:
+        """The nearest vectors by cosine, filters inside the scan: twice the
+        candidates needed from the int8 index, ranked by their exact float32
+        vectors, then the page's documents."""
+        import numpy as np
+
         conditions = "".join(f" AND v.{clause}" for clause in where)
-        k = offset + limit + 1
+        wanted = offset + limit + 1
+        k = min(MAX_CANDIDATES, max(2 * wanted, wanted + 20))
+        query = np.asarray(vector, dtype=np.float32)
+        query = query / max(float(np.linalg.norm(query)), 1e-12)
 
         def run(conn: apsw.Connection):
             meta = self._meta(conn)
-            if "dimension" not in meta:
+            if "dimension" not in meta or not self._current_layout(meta):
                 return []
-            if int(meta["dimension"]) != len(vector):
+            if int(meta["dimension"]) != len(query):
                 raise TargetUnavailable(
                     f"{self.config.describe()} holds {meta['dimension']}-dimensional vectors; "
-                    f"the query has {len(vector)}. Run `manage.py sync_weaviate --full`.",
+                    f"the query has {len(query)}. Run `manage.py sync_weaviate --full`.",
                     reason="misconfigured",
                 )
             sql = (
-                "SELECT o.doc, v.distance FROM object_vectors v "  # noqa: S608 - our columns
-                "JOIN objects o ON o.rowid = v.rowid "
-                f"WHERE v.embedding MATCH ? AND k = ?{conditions} ORDER BY v.distance"
+                "SELECT v.rowid, f.vector FROM object_vectors v "  # noqa: S608 - our columns
+                "JOIN object_floats f ON f.rowid = v.rowid "
+                f"WHERE v.embedding MATCH vec_int8(?) AND k = ?{conditions}"
             )
-            return conn.execute(
-                sql,
-                (_float32_bytes(vector), k, *params),
-            ).fetchall()
+            candidates = conn.execute(sql, (_int8_bytes(query), k, *params)).fetchall()
+            if not candidates:
+                return []
+            matrix = np.frombuffer(b"".join(blob for _r, blob in candidates), dtype="<f4")
+            scores = matrix.reshape(len(candidates), -1) @ query
+            order = np.argsort(-scores, kind="stable")[offset : offset + limit + 1]
+            page = [(candidates[i][0], float(scores[i])) for i in order]
+            marks = ",".join("?" * len(page))
+            docs = dict(
+                conn.execute(
+                    f"SELECT rowid, doc FROM objects WHERE rowid IN ({marks})",  # noqa: S608
+                    [rowid for rowid, _score in page],
+                )
+            )
+            return [(docs[rowid], score) for rowid, score in page if rowid in docs]
 
-        rows = self._run("search", run)[offset:]
-        hits = [
-            SearchHit(document=json.loads(doc), score=1.0 - distance)
-            for doc, distance in rows[:limit]
-        ]
+        rows = self._run("search", run)
+        hits = [SearchHit(document=json.loads(doc), score=score) for doc, score in rows[:limit]]
         return SearchPage(hits=hits, total=None, has_next=len(rows) > limit)
 
 
