@@ -145,13 +145,22 @@ def _float32_bytes(vector) -> bytes:
     return np.asarray(vector, dtype="<f4").tobytes()
 
 
-def _int8_bytes(vector) -> bytes:
-    """A unit vector quantised for the int8 index (its ranking is then
+def _as_float32(vectors):
+    import numpy as np
+
+    return np.ascontiguousarray(vectors, dtype="<f4")
+
+
+def _quantise(vectors):
+    """Unit vectors quantised for the int8 index (its ranking is then
     corrected with the exact vectors)."""
     import numpy as np
 
-    scaled = np.rint(np.asarray(vector, dtype=np.float32) * INT8_SCALE)
-    return np.clip(scaled, -127, 127).astype(np.int8).tobytes()
+    return np.clip(np.rint(vectors * INT8_SCALE), -127, 127).astype(np.int8)
+
+
+def _int8_bytes(vector) -> bytes:
+    return _quantise(_as_float32(vector)).tobytes()
 
 
 def _digest(*parts: bytes) -> str:
@@ -423,6 +432,9 @@ class EmbeddedTarget:
             ):
                 existing[bytes(raw)] = tuple(row)
         (next_rowid,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM objects").fetchone()
+        # Both forms of every vector, converted once for the batch.
+        exact = None if vectors is None else _as_float32(vectors)
+        quantised = None if vectors is None else _quantise(exact)
         inserts, updates, text_gone, texts = [], [], [], []
         vector_new, vector_filters, vector_gone, floats = [], [], [], []
         for raw in keys:
@@ -432,7 +444,7 @@ class EmbeddedTarget:
             payload = json.dumps({k: doc.get(k) for k in FIELDS}, ensure_ascii=False)
             title, text = doc.get("title") or "", doc.get("text") or ""
             text_hash = _digest(title.encode(), b"\0", text.encode("utf-8", "surrogatepass"))
-            blob = None if vectors is None else _float32_bytes(vectors[index])
+            blob = None if exact is None else exact[index].tobytes()
             vector_hash = "" if blob is None else _digest(blob)
             if raw in existing:
                 rowid, *old_filters, old_text, old_vector = existing[raw]
@@ -450,13 +462,13 @@ class EmbeddedTarget:
                 texts.append((rowid, title, text))
             if blob is not None:
                 if not had_vector:
-                    vector_new.append((rowid, _int8_bytes(vectors[index]), *filters))
+                    vector_new.append((rowid, quantised[index].tobytes(), *filters))
                     floats.append((rowid, blob))
                 elif old_vector != vector_hash:
                     # vec0 takes no int8 value in an UPDATE: replaced (an unchanged
                     # vector, the common case of a re-sync, is left alone above).
                     vector_gone.append((rowid,))
-                    vector_new.append((rowid, _int8_bytes(vectors[index]), *filters))
+                    vector_new.append((rowid, quantised[index].tobytes(), *filters))
                     floats.append((rowid, blob))
                 elif old_filters != filters:
                     vector_filters.append((*filters, rowid))
