@@ -8,6 +8,10 @@ asserts nothing about time. Everything runs in fresh temporary directories (SQLi
 database, media, the index file AGIRA_EMBEDDED_PATH, the reconcile mirror via
 AGIRA_VAR_DIR); the project's `var/` is never touched; only loopback is used.
 
+The code measured is a copy of the working tree taken at the start (without .venv, var/,
+.git), so that edits made meanwhile do not mix versions within a run; the start prints
+which (HEAD and a hash of core/, agira/, templates/), the end says if the tree changed.
+
 Every command (`migrate`, `seed_demo`, `sync_weaviate`) and every helper (the `--child`
 roles of this script, which set up Django) runs as its own process under a small launcher
 that reports its peak RSS (`wait4`'s ru_maxrss); wall times are the launcher's, i.e. end to
@@ -36,7 +40,8 @@ Two data sets:
   random unit vector seeded by the key. What these figures measure is the cached path
   (cache look-ups, vector writes, vector search over 100k stored vectors); the model's own
   speed is measured apart on real text (above). Query vectors of semantic searches come
-  from the real model (the web process embeds every query).
+  from the real model: no semantic query text is used twice in a process, so the web
+  process's cache of recent query vectors never answers for the model.
   Then, each `sync_weaviate` its own process:
 
   1. `--full --force --target embedded` with AGIRA_EMBEDDER_PROVIDER=none into a fresh
@@ -107,6 +112,11 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+# Where the commands, helpers and the server run: a copy of the working tree taken at the
+# start (main() sets it), so that edits made to the project while the bench runs do not
+# mix code versions within one run.
+CODE_ROOT = REPO_ROOT
+SNAPSHOT_IGNORE = (".venv", "var", ".git", "__pycache__", ".pytest_cache", ".ruff_cache")
 
 OBJECTS_PER_ITEM = 2.39  # what seed_demo makes per item (comments, attachments, links)
 TABLES = (
@@ -231,7 +241,7 @@ class Run:
 def launch(env: dict, args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", LAUNCHER, sys.executable, *args],
-        cwd=REPO_ROOT,
+        cwd=CODE_ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -266,7 +276,7 @@ def manage(env: dict, *args: str, check: bool = True) -> Run:
 
 
 def child(env: dict, role: str, *args: str) -> Run:
-    return run_measured(env, str(Path(__file__).resolve()), "--child", role, *args)
+    return run_measured(env, str(CODE_ROOT / "bench" / "bench_index.py"), "--child", role, *args)
 
 
 def make_env(folder: Path, index_path: Path, **extra: str) -> dict:
@@ -399,7 +409,7 @@ class Server:
                 "--log-level",
                 "warning",
             ],
-            cwd=REPO_ROOT,
+            cwd=CODE_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
@@ -512,6 +522,7 @@ class Queries:
             - {"with", "from", "when", "that", "this", "into"}
         )
         self.rng = rng
+        self.seen: set[str] = set()
         self.words = words
         self.titles = sorted(set(titles))
         self.sentences = [
@@ -530,7 +541,12 @@ class Queries:
         if mode == "keyword":
             query = " ".join(rng.sample(self.words, rng.choice((1, 2))))
         else:
+            # Never the same text twice in a process: the web process keeps the vectors of
+            # recent queries, and every semantic search here is to pay for the model.
             query = rng.choice(self.sentences + self.titles[:200])
+            while query in self.seen:
+                query = f"{query} {rng.choice(self.words)}"
+            self.seen.add(query)
         return search_params(
             mode, filt, query, rng.choice(("item", "comment")), rng.choice(self.projects)
         )
@@ -809,7 +825,8 @@ def own_memory() -> str:
 def child_search(args) -> None:
     """Search at the service level (no HTTP, no page): `search_objects` per combination,
     and for semantic searches the query's embedding and the index's KNN apart."""
-    from core.services.index.service import embed_query, primary_target, search_objects
+    from core.services.index.embeddings import current_embedder
+    from core.services.index.service import primary_target, search_objects
 
     queries = Queries(Path(args.folder), seed_value=5)
 
@@ -824,6 +841,7 @@ def child_search(args) -> None:
     for combo in SEARCH_COMBOS:  # warm-up: the model loads on the first semantic query
         call(queries.next(*combo))
     target = primary_target()
+    embedder = current_embedder()
     timings: dict[str, list[float]] = {}
     for _ in range(args.searches):
         for combo in SEARCH_COMBOS:
@@ -835,7 +853,7 @@ def child_search(args) -> None:
             )
             if combo[0] == "semantic":
                 began = time.perf_counter()
-                vector = embed_query(params["q"])
+                vector = embedder.embed([params["q"]])[0]  # the model, not a kept vector
                 middle = time.perf_counter()
                 filters = {"type": params.get("type", ""), "project_id": params.get("project", "")}
                 target.search(
@@ -1454,23 +1472,38 @@ def versions() -> str:
     return ", ".join(parts)
 
 
-def code_state() -> str:
-    """Which code was measured: HEAD and a hash of the index package as it is on disk
-    (the working tree may hold uncommitted changes)."""
+def code_digest(root: Path) -> str:
+    """A hash of the project's Python and templates under `root`."""
     digest = hashlib.sha256()
-    for path in sorted((REPO_ROOT / "core" / "services" / "index").rglob("*.py")):
-        digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
-        digest.update(path.read_bytes())
-    head = "?"
+    for folder in ("core", "agira", "templates"):
+        for path in sorted((root / folder).rglob("*")):
+            if (
+                path.is_file()
+                and path.suffix in (".py", ".html")
+                and "__pycache__" not in path.parts
+            ):
+                digest.update(path.relative_to(root).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def git_head() -> str:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        head = subprocess.run(
+        return subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
             check=False,
         ).stdout.strip()
-    return f"HEAD {head}, core/services/index/**.py sha256 {digest.hexdigest()[:12]}"
+    return "?"
+
+
+def snapshot(root: Path) -> Path:
+    """Copy the working tree (without .venv, var/, .git) to measure one code version."""
+    target = root / "src"
+    shutil.copytree(REPO_ROOT, target, ignore=shutil.ignore_patterns(*SNAPSHOT_IGNORE))
+    return target
 
 
 def main() -> int:
@@ -1501,11 +1534,17 @@ def main() -> int:
     args.searches = 40 if full_size else 20
     args.memory_searches = 200
 
+    global CODE_ROOT
     root = Path(tempfile.mkdtemp(prefix="agira-bench-index-"))
+    CODE_ROOT = snapshot(root)
+    measured = code_digest(CODE_ROOT)
     began = time.perf_counter()
     say(f"bench_index: {args.objects} objects{' (--quick)' if args.quick else ''}, in {root}")
     say(f"  {os.cpu_count()} CPUs, {versions()}; load average {loadavg()}")
-    say(f"  code measured: {code_state()}")
+    say(
+        f"  code measured: a copy of the working tree taken at the start ({CODE_ROOT}): HEAD "
+        f"{git_head()}, core/agira/templates sha256 {measured}"
+    )
     figures = Figures()
     try:
         phase_small(args, root, figures)
@@ -1531,6 +1570,12 @@ def main() -> int:
         say("\nProblems found")
         for problem in figures.problems:
             say(f"- {problem}")
+    now = code_digest(REPO_ROOT)
+    if now != measured:
+        say(
+            f"\nNote: the working tree changed during the run (now HEAD {git_head()}, sha256 "
+            f"{now}); the figures are those of the copy taken at the start ({measured})."
+        )
     say(f"\nTotal {time.perf_counter() - began:.0f} s" + (f"; kept {root}" if args.keep else ""))
     return 0
 
