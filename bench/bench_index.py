@@ -440,7 +440,7 @@ class Server:
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 key, _, rest = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
+                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                     values[key] = int(rest.split()[0]) / 1024
         return values
 
@@ -817,9 +817,12 @@ def own_memory() -> str:
     values = {}
     for line in Path("/proc/self/status").read_text().splitlines():
         key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
             values[key] = int(rest.split()[0]) / 1024
-    return f"VmRSS {values.get('VmRSS', 0):.0f} MB, peak {values.get('VmHWM', 0):.0f} MB"
+    return (
+        f"VmRSS {values.get('VmRSS', 0):.0f} MB (anonymous {values.get('RssAnon', 0):.0f}, "
+        f"file-backed {values.get('RssFile', 0):.0f}), peak {values.get('VmHWM', 0):.0f} MB"
+    )
 
 
 def child_search(args) -> None:
@@ -1443,17 +1446,21 @@ def phase_web(args, large: dict, figures: Figures) -> None:
     finally:
         server.stop()
     size = file_size(index)
-    rss, hwm = worker.get("VmRSS", float("nan")), worker.get("VmHWM", float("nan"))
+    nan = float("nan")
+    rss, hwm = worker.get("VmRSS", nan), worker.get("VmHWM", nan)
+    anon, mapped = worker.get("RssAnon", nan), worker.get("RssFile", nan)
     say(
         f"\nMemory: a fresh gunicorn worker after {args.memory_searches} searches (half keyword, "
         f"half semantic; errors {errors}; p95 {percentile(latencies, 95):.1f} ms): VmRSS "
-        f"{worker.get('VmRSS', float('nan')):.1f} MB, peak VmHWM "
-        f"{worker.get('VmHWM', float('nan')):.1f} MB (master {master.get('VmRSS', 0):.1f} MB)"
+        f"{rss:.1f} MB (anonymous {anon:.1f} MB, file-backed {mapped:.1f} MB: mapped files such "
+        f"as the index and libraries, page cache the kernel can drop), peak VmHWM {hwm:.1f} MB "
+        f"(master {master.get('VmRSS', 0):.1f} MB)"
     )
     say(f"  index file {index.name}: {size / 1e6:.1f} MB (with -wal/-shm)")
     figures.add(
         f"web worker memory after {args.memory_searches} searches ({large['objects']} objects)",
-        f"VmRSS {rss:.1f} MB, peak {hwm:.1f} MB (errors {errors})",
+        f"VmRSS {rss:.1f} MB (anonymous {anon:.1f}, file-backed {mapped:.1f}), peak {hwm:.1f} MB"
+        f" (errors {errors})",
         "report",
         None,
     )
@@ -1537,13 +1544,13 @@ def main() -> int:
     global CODE_ROOT
     root = Path(tempfile.mkdtemp(prefix="agira-bench-index-"))
     CODE_ROOT = snapshot(root)
-    measured = code_digest(CODE_ROOT)
+    code_measured = code_digest(CODE_ROOT)
     began = time.perf_counter()
     say(f"bench_index: {args.objects} objects{' (--quick)' if args.quick else ''}, in {root}")
     say(f"  {os.cpu_count()} CPUs, {versions()}; load average {loadavg()}")
     say(
         f"  code measured: a copy of the working tree taken at the start ({CODE_ROOT}): HEAD "
-        f"{git_head()}, core/agira/templates sha256 {measured}"
+        f"{git_head()}, core/agira/templates sha256 {code_measured}"
     )
     figures = Figures()
     try:
@@ -1571,10 +1578,10 @@ def main() -> int:
         for problem in figures.problems:
             say(f"- {problem}")
     now = code_digest(REPO_ROOT)
-    if now != measured:
+    if now != code_measured:
         say(
             f"\nNote: the working tree changed during the run (now HEAD {git_head()}, sha256 "
-            f"{now}); the figures are those of the copy taken at the start ({measured})."
+            f"{now}); the figures are those of the copy taken at the start ({code_measured})."
         )
     say(f"\nTotal {time.perf_counter() - began:.0f} s" + (f"; kept {root}" if args.keep else ""))
     return 0

@@ -64,7 +64,7 @@ def _disabled_state() -> TargetState:
     config = weaviate_settings()
     reason = (
         "Sync is off: no index is enabled. Enable Weaviate in the admin "
-        "(Weaviate configuration) or the embedded index (AGIRA_QDRANT_ENABLED)."
+        "(Weaviate configuration) or the embedded index (AGIRA_EMBEDDED_ENABLED)."
     )
     if not config.enabled and config.url and config.api_key:
         reason = "Weaviate is configured but disabled in the admin."
