@@ -138,13 +138,6 @@ def _writing(conn: apsw.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def _float32_bytes(vector) -> bytes:
-    """A vector as sqlite-vec's float32 blob (little-endian)."""
-    import numpy as np  # with the first vector, not at import: commands start faster
-
-    return np.asarray(vector, dtype="<f4").tobytes()
-
-
 def _as_float32(vectors):
     import numpy as np
 
