@@ -86,6 +86,10 @@ CREATE TABLE IF NOT EXISTS objects (
 );
 CREATE INDEX IF NOT EXISTS objects_type_project ON objects (type, project_id);
 CREATE INDEX IF NOT EXISTS objects_project ON objects (project_id);
+-- The reconcile's walk of ids and versions reads this index alone: the rows
+-- themselves hold the documents, whose overflow pages it would otherwise step
+-- through to reach `version` (0.3 s against 0.04 s per 100,000 objects).
+CREATE INDEX IF NOT EXISTS objects_versions ON objects (uuid, version);
 CREATE VIRTUAL TABLE IF NOT EXISTS object_text USING fts5(
     title, text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2'
 );
