@@ -15,7 +15,7 @@ from core.models import (
     ProjectStatus,
     Release,
 )
-from core.services.index.service import MAX_SEARCH_PAGE
+from core.services.index.context import MAX_SEARCH_PAGE
 
 MAX_QUERY_LENGTH = 200
 
@@ -51,6 +51,9 @@ class ProjectForm(BootstrapMixin, forms.ModelForm):
 
 
 class ItemForm(BootstrapMixin, forms.ModelForm):
+    # Written in Markdown: the form shows Write / Preview tabs for these.
+    markdown_fields = ("description",)
+
     class Meta:
         model = Item
         fields = ["project", "title", "type", "status", "assignee", "description"]
@@ -60,6 +63,8 @@ class ItemForm(BootstrapMixin, forms.ModelForm):
 
 
 class CommentForm(BootstrapMixin, forms.ModelForm):
+    markdown_fields = ("body",)
+
     class Meta:
         model = ItemComment
         fields = ["body"]
@@ -230,9 +235,9 @@ class SearchForm(BootstrapMixin, forms.Form):
     )
     status = forms.ChoiceField(choices=[], required=False)
     mode = forms.ChoiceField(
-        choices=[("keyword", "Keyword"), ("semantic", "Semantic")],
+        choices=[("hybrid", "Hybrid"), ("keyword", "Keyword"), ("semantic", "Semantic")],
         required=False,
-        help_text="Keyword ranks by the words; semantic by meaning.",
+        help_text="Keyword ranks by the words, semantic by meaning, hybrid by both.",
     )
     page = forms.IntegerField(
         min_value=1,

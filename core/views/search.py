@@ -4,7 +4,8 @@ from django.views.decorators.http import require_GET
 
 from core.forms import SearchForm
 from core.models import Project
-from core.services.index import TargetUnavailable, search_objects
+from core.services.index import TargetUnavailable
+from core.services.index.context import item_number, search_objects, snippet
 
 
 @require_GET
@@ -21,23 +22,26 @@ def search(request: HttpRequest) -> HttpResponse:
                 project_id=str(project.pk) if project else "",
                 status=data["status"],
                 page=data["page"] or 1,
-                mode=data["mode"] or "keyword",
+                mode=data["mode"] or "hybrid",
+                user=request.user,
             )
         except TargetUnavailable as exc:
             context["error"] = str(exc)
         else:
             # Project names for the results, in one query.
-            ids = {h.document.get("project_id") for h in results.hits} - {None}
+            ids = {str(h.document.get("project_id") or "") for h in results.hits}
             names = dict(
-                Project.objects.filter(
-                    pk__in=[int(i) for i in ids if str(i).isdigit()]
-                ).values_list("pk", "name")
+                Project.objects.filter(pk__in=[int(i) for i in ids if i.isdigit()]).values_list(
+                    "pk", "name"
+                )
             )
             context["results"] = results
             context["rows"] = [
                 {
                     "doc": h.document,
                     "score": h.score,
+                    "number": item_number(h.document),
+                    "snippet": snippet(h.document.get("text") or "", data["q"]),
                     "project": names.get(int(h.document["project_id"]))
                     if str(h.document.get("project_id") or "").isdigit()
                     else None,

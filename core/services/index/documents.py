@@ -121,6 +121,16 @@ TEXT_MIME_TYPES = {
 }
 
 
+# Primary keys are 64-bit integers: a longer run of digits is no object's id.
+MAX_ID_DIGITS = 18
+
+
+def is_object_id(value: str) -> bool:
+    """Whether a text from a URL can be an object's id: ASCII digits that fit
+    a 64-bit primary key ("²" is a digit to str.isdigit, not to int)."""
+    return 0 < len(value) <= MAX_ID_DIGITS and value.isascii() and value.isdigit()
+
+
 def object_uuid(object_type: str, object_id: str | int) -> uuid.UUID:
     """The index id of an object: stable for ever, the same in every target."""
     return uuid.uuid5(AGIRA_NAMESPACE, f"{object_type}:{object_id}")
@@ -363,7 +373,7 @@ class ObjectType:
 
     def load(self, object_ids: Iterable[str]) -> dict[str, Model]:
         """Instances by their object id, in one query; missing ids are absent."""
-        pks = [int(oid) for oid in object_ids if str(oid).isdigit()]
+        pks = [int(oid) for oid in map(str, object_ids) if is_object_id(oid)]
         return {str(obj.pk): obj for obj in self.queryset().filter(pk__in=pks)}
 
 

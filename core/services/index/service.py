@@ -5,10 +5,6 @@ primary target (the first active one) and raise `TargetUnavailable` when no
 target can answer, with a message fit to show.
 """
 
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass
-
 from django.db.models import Model
 
 from core.models import (
@@ -22,9 +18,18 @@ from core.models import (
     Release,
 )
 
+from .context import (  # noqa: F401 - the search API lives in context.py
+    MAX_SEARCH_LIMIT,
+    MAX_SEARCH_PAGE,
+    SEARCH_MODES,
+    SEARCH_PAGE_SIZE,
+    SearchResults,
+    embed_query,
+    search_objects,
+)
 from .documents import OBJECT_TYPES, get_weaviate_type, object_uuid
 from .engine import TargetReport, active_targets, delete_now, write_now
-from .targets.base import SearchHit, Target, TargetUnavailable
+from .targets.base import Target, TargetUnavailable
 
 __all__ = [
     "check_weaviate_connection",
@@ -155,110 +160,4 @@ def check_weaviate_connection() -> tuple[bool, str]:
     return True, (
         f"Connected to Weaviate {info.version} at {config.describe()}: {readiness}; "
         f"collection {config.collection_name} holds {count} objects."
-    )
-
-
-SEARCH_PAGE_SIZE = 20
-# Deeper pages are refused: a page far down costs the index as much as every
-# page before it, and nobody reads result 1,001.
-MAX_SEARCH_PAGE = 50
-MAX_SEARCH_LIMIT = 100
-SEARCH_MODES = ("keyword", "semantic")
-
-
-@dataclass(frozen=True)
-class SearchResults:
-    hits: list[SearchHit]
-    page: int
-    has_next: bool
-    total: int | None
-    target_label: str
-    mode: str = "keyword"
-
-    @property
-    def has_previous(self) -> bool:
-        return self.page > 1
-
-
-_QUERY_VECTORS: OrderedDict[tuple[str, str], object] = OrderedDict()
-_QUERY_VECTORS_MAX = 256
-_query_lock = threading.Lock()
-
-
-def embed_query(text: str):
-    """The vector of a search query, or None when no embedder is configured.
-    Raises TargetUnavailable if it cannot be made.
-
-    The last few hundred queries' vectors are kept in the process: the next
-    page of a search, or the same words typed again, costs no model call.
-    """
-    from .embeddings import EmbedderUnavailable, current_embedder
-
-    try:
-        embedder = current_embedder()
-        if embedder is None:
-            return None
-        key = (embedder.info.key, text)
-        with _query_lock:
-            if key in _QUERY_VECTORS:
-                _QUERY_VECTORS.move_to_end(key)
-                return _QUERY_VECTORS[key]
-        vector = embedder.embed([text])[0]
-    except EmbedderUnavailable as exc:
-        raise TargetUnavailable(
-            f"Semantic search is unavailable: {exc}", reason="misconfigured"
-        ) from exc
-    with _query_lock:
-        _QUERY_VECTORS[key] = vector
-        while len(_QUERY_VECTORS) > _QUERY_VECTORS_MAX:
-            _QUERY_VECTORS.popitem(last=False)
-    return vector
-
-
-def search_objects(
-    *,
-    query: str,
-    object_type: str = "",
-    project_id: str = "",
-    status: str = "",
-    page: int = 1,
-    per_page: int = SEARCH_PAGE_SIZE,
-    mode: str = "keyword",
-) -> SearchResults:
-    """Search the primary target, filtered exactly (inside the index query) by
-    type, project and status, best first: `keyword` ranks by BM25 over title
-    and text, `semantic` by the cosine of the query's vector and the objects'.
-
-    `page` is capped at MAX_SEARCH_PAGE and `per_page` at MAX_SEARCH_LIMIT.
-    """
-    if mode not in SEARCH_MODES:
-        raise ValueError(f"mode must be one of {', '.join(SEARCH_MODES)}")
-    target = primary_target()
-    page = min(max(1, page), MAX_SEARCH_PAGE)
-    per_page = min(max(1, per_page), MAX_SEARCH_LIMIT)
-    filters = {"type": object_type, "project_id": str(project_id or ""), "status": status}
-    vector = None
-    if mode == "semantic":
-        vector = embed_query(query.strip())
-        if vector is None:
-            raise TargetUnavailable(
-                "Semantic search needs an embedder: none is configured (Admin → Embedder "
-                "configuration).",
-                reason="misconfigured",
-            )
-    with target.session():
-        result = target.search(
-            query.strip(),
-            filters={k: v for k, v in filters.items() if v},
-            limit=per_page,
-            offset=(page - 1) * per_page,
-            **({"vector": vector} if vector is not None else {}),
-        )
-    return SearchResults(
-        hits=result.hits,
-        page=page,
-        has_next=result.has_next and page < MAX_SEARCH_PAGE,
-        total=result.total,
-        target_label=target.label,
-        mode=mode,
     )

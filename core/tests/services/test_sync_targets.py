@@ -256,7 +256,7 @@ def test_a_reconcile_with_nothing_changed_reads_and_writes_nothing_in_the_embedd
 def test_a_status_change_moves_the_vector_filter_without_rewriting_text_or_vector(
     transactional_db,
 ):
-    from core.services.index.service import embed_query
+    from core.services.index.context import embed_query
 
     item = factories.make_item(title="Export crashes on large files", status="Inbox")
     target = embedded_target()

@@ -56,13 +56,13 @@ def test_search_finds_an_item_by_a_word_of_its_description(catalogue, sync):
 
 def test_search_respects_type_project_and_status_filters(catalogue):
     client = catalogue["client"]
-    assert _results(client.get(URL, {"q": "basket", "type": "comment"})) == {
+    assert _results(client.get(URL, {"q": "basket", "type": "comment", "mode": "keyword"})) == {
         ("comment", str(catalogue["comment"].pk))
     }
-    assert _results(client.get(URL, {"q": "basket", "project": catalogue["portal"].pk})) == {
-        ("item", str(catalogue["invoice"].pk))
-    }
-    assert _results(client.get(URL, {"q": "basket", "status": "Working"})) == {
+    assert _results(
+        client.get(URL, {"q": "basket", "project": catalogue["portal"].pk, "mode": "keyword"})
+    ) == {("item", str(catalogue["invoice"].pk))}
+    assert _results(client.get(URL, {"q": "basket", "status": "Working", "mode": "keyword"})) == {
         ("item", str(catalogue["basket"].pk))
     }
 
@@ -77,7 +77,7 @@ def test_search_paginates(catalogue, sync, settings, monkeypatch):
     client = catalogue["client"]
     seen = set()
     for page in (1, 2, 3):
-        response = client.get(URL, {"q": "paginated", "page": page})
+        response = client.get(URL, {"q": "paginated", "page": page, "mode": "keyword"})
         seen |= _results(response)
     assert len(seen) == 5
     assert response.context["results"].has_next is False
@@ -120,7 +120,7 @@ def test_keyword_search_ranks_a_title_match_above_a_mention_deep_in_a_long_text(
         project=project, title="Nightly job", description=f"{filler} Once it said refund."
     )
     titled = factories.make_item(project=project, title="Refund fails", description="Hmm.")
-    rows = auth_client.get(URL, {"q": "refund"}).context["rows"]
+    rows = auth_client.get(URL, {"q": "refund", "mode": "keyword"}).context["rows"]
     ids = [row["doc"]["object_id"] for row in rows]
     assert ids[:2] == [str(titled.pk), str(deep.pk)]
 

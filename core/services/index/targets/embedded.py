@@ -175,6 +175,9 @@ def _filter_value(doc: dict, name: str) -> str:
 class EmbeddedTarget:
     name = "embedded"
     label = "embedded index"
+    # Each thread reads through its own connection: a hybrid search runs its
+    # keyword and vector halves at once.
+    parallel_reads = True
 
     def __init__(self, config: EmbeddedSettings):
         self.config = config
