@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_tasks",
     "django_tasks_db",
+    "ninja",  # only for its vendored Swagger UI files: /api/docs works offline
     "core",
 ]
 

@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.utils import timezone
 
 from core.models import (
+    ApiToken,
     Attachment,
     Change,
     ExternalIssueMapping,
@@ -140,6 +142,28 @@ class ExternalIssueMappingAdmin(admin.ModelAdmin):
         "sync_attempts",
         "next_attempt_at",
     ]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Owners make their tokens (API tokens page); the admin sees and revokes
+    them. Only the token's hash is stored, so no secret can be shown here."""
+
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "user__username"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "prefix", "key_hash", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["user", "prefix", "key_hash", "created_at", "last_used_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} token{'s' * (count != 1)}.")
 
 
 from core import admin_github, admin_sync  # noqa: E402, F401  (registers their admin pages)

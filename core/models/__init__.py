@@ -33,8 +33,10 @@ from .sync import (
     SyncTargetStatus,
     WeaviateConfiguration,
 )
+from .tokens import ApiToken
 
 __all__ = [
+    "ApiToken",
     "Attachment",
     "Change",
     "ChangeRisk",
