@@ -145,6 +145,8 @@ GOAL_BUTTON_MS = 30.0
 GOAL_ITEM_PAGE_MS = 150.0
 GOAL_MODAL_MS = 100.0
 GOAL_SEARCH_MS = 150.0
+GOAL_RELATED_MS = 100.0
+GOAL_DUPLICATES_MS = 150.0
 GOAL_RESYNC_RATE = 2000.0
 GOAL_COLD_OVERHEAD = 0.30
 GOAL_VECTOR_RATIO = 1.2
@@ -155,6 +157,8 @@ SEARCH_COMBOS = (
     ("keyword", "project"),
     ("semantic", "type"),
     ("semantic", "project"),
+    ("hybrid", "type"),
+    ("hybrid", "project"),
 )
 
 # The command runs under this small launcher, which reports the peak RSS of its child
@@ -1330,6 +1334,50 @@ def phase_web(args, large: dict, figures: Figures) -> None:
             f"n={len(modal)}, errors {errors})",
             f"p95 <= {GOAL_MODAL_MS:g} ms",
             percentile(modal, 95) <= GOAL_MODAL_MS and not errors,
+        )
+
+        # Related objects (the item page's lazy tab) and possible duplicates (the new
+        # item form's hint, a POST with the draft; its query's embedding included).
+        related: list[float] = []
+        errors = 0
+        for item_id in rng.sample(item_ids, min(args.modals, len(item_ids))):
+            ms, response = timed_get(client, f"/related/item/{item_id}/", htmx=True)
+            related.append(ms)
+            errors += response.status_code != 200 or 'id="related-table"' not in response.text
+        say(latency_line("related (item tab)", related, GOAL_RELATED_MS) + f", errors {errors}")
+        figures.add(
+            "related objects (item tab, htmx fragment)",
+            f"p95 {percentile(related, 95):.1f} ms (p50 {percentile(related, 50):.1f}, "
+            f"n={len(related)}, errors {errors})",
+            f"p95 <= {GOAL_RELATED_MS:g} ms",
+            percentile(related, 95) <= GOAL_RELATED_MS and not errors,
+        )
+        timed_get(client, "/items/new/")  # sets the CSRF cookie
+        token = client.cookies.get("csrftoken", "")
+        duplicates: list[float] = []
+        errors = 0
+        for n in range(args.modals):
+            draft = queries.next("semantic", "type")["q"]
+            started_at = time.perf_counter()
+            response = client.post(
+                "/items/similar/",
+                data={"title": draft, "description": f"Seen {n} times since the update."},
+                headers={"HX-Request": "true", "X-CSRFToken": token},
+            )
+            duplicates.append((time.perf_counter() - started_at) * 1000)
+            errors += response.status_code != 200 or 'id="duplicates-found"' not in response.text
+        say(
+            latency_line(
+                "possible duplicates (with the query's embedding)", duplicates, GOAL_DUPLICATES_MS
+            )
+            + f", errors {errors}"
+        )
+        figures.add(
+            "possible duplicates (POST of a draft, embedding included)",
+            f"p95 {percentile(duplicates, 95):.1f} ms (p50 {percentile(duplicates, 50):.1f}, "
+            f"n={len(duplicates)}, errors {errors})",
+            f"p95 <= {GOAL_DUPLICATES_MS:g} ms",
+            percentile(duplicates, 95) <= GOAL_DUPLICATES_MS and not errors,
         )
 
         idle: dict[tuple[str, str], list[float]] = {combo: [] for combo in SEARCH_COMBOS}

@@ -1,7 +1,18 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from core.views import dashboard, item_parts, items, planning, projects, search, sync
+from core.views import (
+    context,
+    dashboard,
+    item_parts,
+    items,
+    markdown,
+    planning,
+    projects,
+    search,
+    sync,
+    tokens,
+)
 
 app_name = "core"
 
@@ -56,6 +67,13 @@ urlpatterns = [
     path("attachments/<int:pk>/delete/", item_parts.attachment_remove, name="attachment-delete"),
     path("items/<int:item_id>/github/", item_parts.github_link_create, name="github-link-create"),
     path("search/", search.search, name="search"),
+    path("markdown/preview/", markdown.markdown_preview, name="markdown-preview"),
+    path(
+        "related/<str:object_type>/<str:object_id>/",
+        context.related,
+        name="related",
+    ),
+    path("items/similar/", context.duplicates, name="possible-duplicates"),
     path("sync/", dashboard.sync_dashboard, name="sync-dashboard"),
     path("sync/retry/", dashboard.sync_retry, name="sync-retry"),
     path("sync/github/retry/", dashboard.sync_github_retry, name="sync-github-retry"),
@@ -75,4 +93,6 @@ urlpatterns = [
         name="weaviate-push",
     ),
     path("github-links/<int:pk>/delete/", item_parts.github_link_delete, name="github-link-delete"),
+    path("account/tokens/", tokens.api_tokens, name="api-tokens"),
+    path("account/tokens/<int:pk>/revoke/", tokens.api_token_revoke_view, name="api-token-revoke"),
 ]

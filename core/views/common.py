@@ -13,6 +13,7 @@ def render_form_page(
     cancel_url: str,
     submit_label: str = "Save",
     multipart: bool = False,
+    extra: dict | None = None,
 ) -> HttpResponse:
     return render(
         request,
@@ -23,6 +24,7 @@ def render_form_page(
             "cancel_url": cancel_url,
             "submit_label": submit_label,
             "multipart": multipart,
+            **(extra or {}),
         },
     )
 

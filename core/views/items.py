@@ -65,7 +65,11 @@ def item_create(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Created item {item}.")
         return redirect(item)
     return render_form_page(
-        request, form=form, title="New item", cancel_url=reverse("core:item-list")
+        request,
+        form=form,
+        title="New item",
+        cancel_url=reverse("core:item-list"),
+        extra={"duplicates_url": reverse("core:possible-duplicates")},
     )
 
 
@@ -104,7 +108,11 @@ def item_edit(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Saved item {item}.")
         return redirect(item)
     return render_form_page(
-        request, form=form, title=f"Edit {item}", cancel_url=item.get_absolute_url()
+        request,
+        form=form,
+        title=f"Edit {item}",
+        cancel_url=item.get_absolute_url(),
+        extra={"duplicates_url": f"{reverse('core:possible-duplicates')}?item={item.pk}"},
     )
 
 
