@@ -1354,14 +1354,23 @@ def phase_web(args, large: dict, figures: Figures) -> None:
         )
         timed_get(client, "/items/new/")  # sets the CSRF cookie
         token = client.cookies.get("csrftoken", "")
+        with contextlib.closing(sqlite3.connect(folder / "agira.sqlite3")) as conn:
+            descriptions = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT description FROM core_item WHERE length(description) > 400 LIMIT 500"
+                )
+            ]
         duplicates: list[float] = []
         errors = 0
         for n in range(args.modals):
+            # A new title and a demo description of several sentences: the draft
+            # as it stands when its author pauses after writing a paragraph.
             draft = queries.next("semantic", "type")["q"]
             started_at = time.perf_counter()
             response = client.post(
                 "/items/similar/",
-                data={"title": draft, "description": f"Seen {n} times since the update."},
+                data={"title": draft, "description": descriptions[n % len(descriptions)]},
                 headers={"HX-Request": "true", "X-CSRFToken": token},
             )
             duplicates.append((time.perf_counter() - started_at) * 1000)
