@@ -1358,7 +1358,7 @@ def phase_web(args, large: dict, figures: Figures) -> None:
             descriptions = [
                 row[0]
                 for row in conn.execute(
-                    "SELECT description FROM core_item WHERE length(description) > 400 LIMIT 500"
+                    "SELECT description FROM core_item ORDER BY length(description) DESC LIMIT 500"
                 )
             ]
         duplicates: list[float] = []

@@ -2,7 +2,7 @@
 
 Read-only (GET) by design: the session authenticates without CSRF only
 because nothing here changes anything. What a user may see is decided by
-`core.services.access` (inside the index services, and here for the object
+`core.policy` (inside the index services, and here for the object
 endpoint); an object they may not see is answered like one that does not exist.
 """
 
@@ -12,8 +12,10 @@ from django.http import Http404, HttpRequest
 from ninja import NinjaAPI, Path, Query
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from core.services.access import visibility
+from core import policy
+from core.policy import visibility
 from core.services.index.context import (
+    FALLBACK_NOTE,
     ObjectNotFound,
     item_number,
     related_objects,
@@ -21,7 +23,7 @@ from core.services.index.context import (
     snippet,
 )
 from core.services.index.documents import OBJECT_TYPES, document_for
-from core.services.index.status import object_status, resolve
+from core.services.index.status import object_status, plain_status, resolve
 from core.services.index.targets.base import TargetUnavailable
 
 from . import schemas
@@ -88,8 +90,8 @@ def _not_found(request, exc: Http404):
 
 @api.exception_handler(TargetUnavailable)
 def _unavailable(request, exc: TargetUnavailable):
-    # Its message says which index and why, for the person who runs Agira.
-    return error(request, 503, str(exc))
+    # Its message says which index and why: for staff; others read plain words.
+    return error(request, 503, policy.index_error(request.user, exc))
 
 
 @api.exception_handler(Exception)
@@ -97,6 +99,14 @@ def _server_error(request, exc: Exception):
     # The path only: never the headers, which may hold a token.
     logger.exception("API error on %s", request.path)
     return error(request, 500, "Internal server error.")
+
+
+def _answered(request: HttpRequest, label: str, note: str, plain_note: str) -> dict:
+    """Which index answered and why, in the words this caller may read (target
+    names and errors are for staff)."""
+    if policy.sees_internals(request.user):
+        return {"answered_by": label, "note": note}
+    return {"answered_by": "index" if label else "", "note": plain_note}
 
 
 def _check_type(object_type: str) -> None:
@@ -158,8 +168,7 @@ def search(request: HttpRequest, params: Query[schemas.SearchParams]):
         "has_next": results.has_next,
         "total": results.total,
         "mode": results.mode,
-        "answered_by": results.target_label,
-        "note": results.note,
+        **_answered(request, results.target_label, results.note, results.plain_note),
     }
 
 
@@ -206,8 +215,9 @@ def related(
             }
             for hit in results.hits
         ],
-        "answered_by": results.target_label,
-        "note": results.note,
+        **_answered(
+            request, results.target_label, results.note, FALLBACK_NOTE if results.fell_back else ""
+        ),
     }
 
 
@@ -222,6 +232,8 @@ def object_detail(request: HttpRequest, object_type: str = OBJECT_TYPE, object_i
     holds it up to date and what it stores. Reads every index once."""
     instance = _instance(object_type, object_id, request.user)
     status = object_status(instance, with_document=True)
+    if not policy.sees_internals(request.user):
+        status = plain_status(status)
     return {
         "type": status.object_type,
         "object_id": status.object_id,

@@ -17,7 +17,7 @@ from .github import (
     MappingSyncState,
 )
 from .items import Attachment, Item, ItemComment, ItemStatus, ItemType
-from .organisations import Organisation, Project, ProjectStatus
+from .organisations import Membership, Organisation, Project, ProjectStatus, Role
 from .planning import Change, ChangeRisk, ChangeStatus, Node, NodeType, Release, ReleaseStatus
 from .sync import (
     EmbedderConfiguration,
@@ -58,6 +58,7 @@ __all__ = [
     "ItemType",
     "MappingAttention",
     "MappingSyncState",
+    "Membership",
     "Node",
     "NodeType",
     "Organisation",
@@ -67,6 +68,7 @@ __all__ = [
     "ReconcileStatus",
     "Release",
     "ReleaseStatus",
+    "Role",
     "SyncOperation",
     "SyncOutbox",
     "SyncRecord",

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
@@ -13,6 +14,41 @@ class Organisation(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Role(models.TextChoices):
+    """What a member of an organisation may do there, each role all that the
+    one before it may (see core/policy.py)."""
+
+    VIEWER = "viewer", "Viewer"
+    MEMBER = "member", "Member"
+    MAINTAINER = "maintainer", "Maintainer"
+    OWNER = "owner", "Owner"
+
+    @classmethod
+    def rank(cls, role: str) -> int:
+        return [r.value for r in cls].index(role) if role in cls.values else -1
+
+
+class Membership(TimeStampedModel):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        ordering = ["organisation__name", "user__username"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organisation"], name="membership_unique_user_organisation"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organisation} ({self.get_role_display()})"
 
 
 class ProjectStatus(models.TextChoices):

@@ -5,7 +5,13 @@ from core.tests import factories, harness
 
 @pytest.fixture
 def user(db):
-    return factories.make_user("tester")
+    """A signed-in person's account: owner of every organisation the test
+    makes (factories.default_members), so that what one person does needs no
+    membership set-up. Tests of roles make their own users."""
+    tester = factories.make_user("tester")
+    factories.default_members.append((tester, "owner"))
+    yield tester
+    factories.default_members.clear()
 
 
 @pytest.fixture

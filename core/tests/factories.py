@@ -9,6 +9,7 @@ from core.models import (
     ExternalIssueMapping,
     Item,
     ItemComment,
+    Membership,
     Node,
     Organisation,
     Project,
@@ -23,9 +24,23 @@ def make_user(username: str | None = None, *, password: str = "s3cret-pass", **f
     return get_user_model().objects.create_user(username=username, password=password, **fields)
 
 
+# Users that every organisation made here takes as members, with their role:
+# the `user` fixture (and the browser's user) is an owner of every organisation
+# a test makes, so tests of what one person does need no membership set-up.
+# Tests of roles make their own users and memberships.
+default_members: list[tuple[object, str]] = []
+
+
 def make_organisation(**fields) -> Organisation:
     fields.setdefault("name", f"Organisation {next(_seq)}")
-    return Organisation.objects.create(**fields)
+    organisation = Organisation.objects.create(**fields)
+    for user, role in default_members:
+        make_membership(user=user, organisation=organisation, role=role)
+    return organisation
+
+
+def make_membership(*, user, organisation, role: str = "member") -> Membership:
+    return Membership.objects.create(user=user, organisation=organisation, role=role)
 
 
 def make_project(**fields) -> Project:

@@ -9,9 +9,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
+from core import policy
 from core.services.index import TargetUnavailable
 from core.services.index.context import (
     DUPLICATES_MIN_CHARS,
+    FALLBACK_NOTE,
     MAX_DUPLICATES_QUERY_CHARS,
     RELATED_SCOPES,
     ObjectNotFound,
@@ -38,13 +40,15 @@ def related(request: HttpRequest, object_type: str, object_id: str) -> HttpRespo
         "error": "",
     }
     try:
-        context["results"] = related_objects(
+        results = related_objects(
             object_type, object_id, scope=scope, open_only=open_only, user=request.user
         )
     except ObjectNotFound as exc:
         raise Http404(str(exc)) from exc
     except TargetUnavailable as exc:
-        context["error"] = str(exc)
+        context["error"] = policy.index_error(request.user, exc)
+    else:
+        context.update(results=results, **_presented(request, results))
     if request.htmx:
         return render(request, "core/partials/related_list.html", context)
     context["subject"] = resolve(object_type, object_id)
@@ -81,5 +85,12 @@ def duplicates(request: HttpRequest) -> HttpResponse:
             user=request.user,
         )
     except TargetUnavailable as exc:
-        context["error"] = str(exc)
+        context["error"] = policy.index_error(request.user, exc)
     return render(request, "core/partials/duplicates_list.html", context)
+
+
+def _presented(request: HttpRequest, results) -> dict:
+    """Which index answered and why, in the words this user may read."""
+    if policy.sees_internals(request.user):
+        return {"answered_by": results.target_label, "note": results.note}
+    return {"answered_by": "index", "note": FALLBACK_NOTE if results.fell_back else ""}

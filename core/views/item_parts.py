@@ -6,9 +6,10 @@ comment form swaps only the comment list.
 
 from django.contrib import messages
 from django.http import FileResponse, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core import policy
 from core.forms import AttachmentForm, CommentForm, GitHubLinkForm
 from core.models import Attachment, ExternalIssueMapping, ItemComment
 from core.services.attachments import attachment_create, attachment_delete
@@ -23,7 +24,7 @@ def _item_tab_url(item, tab: str) -> str:
 
 @require_POST
 def comment_create(request: HttpRequest, item_id: int) -> HttpResponse:
-    item = get_item(item_id)
+    item = get_item(request.user, item_id, "comment")
     form = CommentForm(request.POST)
     if form.is_valid():
         comment = form.save(commit=False)
@@ -43,7 +44,9 @@ def comment_create(request: HttpRequest, item_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def comment_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    comment = get_object_or_404(ItemComment.objects.select_related("item"), pk=pk)
+    comment = policy.obtain(
+        request.user, "edit_comment", ItemComment.objects.select_related("item__project"), pk=pk
+    )
     form = CommentForm(request.POST or None, instance=comment)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -59,14 +62,16 @@ def comment_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def comment_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    comment = get_object_or_404(ItemComment.objects.select_related("item"), pk=pk)
+    comment = policy.obtain(
+        request.user, "delete_comment", ItemComment.objects.select_related("item__project"), pk=pk
+    )
     url = _item_tab_url(comment.item, "comments")
     return confirm_delete(request, obj=comment, cancel_url=url, success_url=url)
 
 
 @require_POST
 def attachment_upload(request: HttpRequest, item_id: int) -> HttpResponse:
-    item = get_item(item_id)
+    item = get_item(request.user, item_id, "attach")
     form = AttachmentForm(request.POST, request.FILES)
     if form.is_valid():
         attachment = attachment_create(
@@ -81,7 +86,7 @@ def attachment_upload(request: HttpRequest, item_id: int) -> HttpResponse:
 
 @require_GET
 def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
-    attachment = get_object_or_404(Attachment, pk=pk)
+    attachment = policy.obtain(request.user, "view", Attachment.objects, pk=pk)
     try:
         handle = attachment.file.open("rb")
     except FileNotFoundError:
@@ -100,7 +105,12 @@ def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def attachment_remove(request: HttpRequest, pk: int) -> HttpResponse:
-    attachment = get_object_or_404(Attachment.objects.select_related("item"), pk=pk)
+    attachment = policy.obtain(
+        request.user,
+        "delete_attachment",
+        Attachment.objects.select_related("item__project"),
+        pk=pk,
+    )
     url = _item_tab_url(attachment.item, "attachments")
     return confirm_delete(
         request,
@@ -113,7 +123,7 @@ def attachment_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def github_link_create(request: HttpRequest, item_id: int) -> HttpResponse:
-    item = get_item(item_id)
+    item = get_item(request.user, item_id, "link_github")
     form = GitHubLinkForm(request.POST, item=item)
     if form.is_valid():
         mapping = form.save()
@@ -126,6 +136,11 @@ def github_link_create(request: HttpRequest, item_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def github_link_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    mapping = get_object_or_404(ExternalIssueMapping.objects.select_related("item"), pk=pk)
+    mapping = policy.obtain(
+        request.user,
+        "unlink_github",
+        ExternalIssueMapping.objects.select_related("item__project"),
+        pk=pk,
+    )
     url = _item_tab_url(mapping.item, "github")
     return confirm_delete(request, obj=mapping, cancel_url=url, success_url=url)

@@ -1,12 +1,13 @@
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from core import selectors
+from core import policy, selectors
 from core.forms import AttachmentForm, CommentForm, GitHubLinkForm, ItemFilterForm, ItemForm
 from core.models import Item, ItemStatus, Project
 from core.services.index.status import badge_states
@@ -20,6 +21,9 @@ def item_list(request: HttpRequest, inbox: bool = False) -> HttpResponse:
     if inbox and "status" not in data:
         data["status"] = ItemStatus.INBOX
     filters = ItemFilterForm(data)
+    filters.fields["project"].queryset = policy.scoped(
+        request.user, filters.fields["project"].queryset
+    )
     criteria = {"project_id": None, "status": "", "type": "", "q": ""}
     if filters.is_valid():
         project = filters.cleaned_data["project"]
@@ -29,7 +33,7 @@ def item_list(request: HttpRequest, inbox: bool = False) -> HttpResponse:
             "type": filters.cleaned_data["type"],
             "q": filters.cleaned_data["q"].strip(),
         }
-    items = selectors.item_list(**criteria)
+    items = policy.scoped(request.user, selectors.item_list(**criteria))
     page = Paginator(items, settings.AGIRA_ITEMS_PER_PAGE).get_page(request.GET.get("page"))
     # Sync badges for the whole page from the sync records: no index calls,
     # and the same few queries whatever the number of rows.
@@ -55,11 +59,17 @@ def item_list(request: HttpRequest, inbox: bool = False) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def item_create(request: HttpRequest) -> HttpResponse:
+    projects = Project.objects.filter(
+        organisation__in=policy.organisations_where(request.user, "create_item")
+    )
+    if not projects.exists():
+        raise PermissionDenied("Creating items needs the member role in an organisation.")
     initial = {}
     project_id = request.GET.get("project", "")
-    if project_id.isdigit() and Project.objects.filter(pk=project_id).exists():
+    if project_id.isdigit() and projects.filter(pk=project_id).exists():
         initial["project"] = int(project_id)
     form = ItemForm(request.POST or None, initial=initial)
+    limit_item_form(form, request.user, projects)
     if request.method == "POST" and form.is_valid():
         item = form.save()
         messages.success(request, f"Created item {item}.")
@@ -88,21 +98,39 @@ def item_detail_context(item: Item, **forms) -> dict:
     }
 
 
-def get_item(pk: int) -> Item:
-    return get_object_or_404(
-        Item.objects.select_related("project__organisation", "assignee"), pk=pk
+def limit_item_form(form: ItemForm, user, projects) -> None:
+    """The projects the user may put items in, and the people of those
+    organisations as assignees."""
+    form.fields["project"].queryset = projects
+    form.fields["assignee"].queryset = (
+        form.fields["assignee"]
+        .queryset.filter(memberships__organisation__projects__in=projects)
+        .distinct()
+    )
+
+
+def get_item(user, pk: int, action: str = "view") -> Item:
+    return policy.obtain(
+        user, action, Item.objects.select_related("project__organisation", "assignee"), pk=pk
     )
 
 
 @require_GET
 def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return render(request, "core/item_detail.html", item_detail_context(get_item(pk)))
+    return render(request, "core/item_detail.html", item_detail_context(get_item(request.user, pk)))
 
 
 @require_http_methods(["GET", "POST"])
 def item_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    item = get_object_or_404(Item, pk=pk)
+    item = get_item(request.user, pk, "edit_item")
     form = ItemForm(request.POST or None, instance=item)
+    limit_item_form(
+        form,
+        request.user,
+        Project.objects.filter(
+            organisation__in=policy.organisations_where(request.user, "create_item")
+        ),
+    )
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, f"Saved item {item}.")
@@ -118,7 +146,7 @@ def item_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def item_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    item = get_object_or_404(Item, pk=pk)
+    item = get_item(request.user, pk, "delete_item")
     return confirm_delete(
         request,
         obj=item,

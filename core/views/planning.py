@@ -8,9 +8,10 @@ from django.contrib import messages
 from django.db import models
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
+from core import policy
 from core.forms import ChangeForm, NodeForm, ReleaseForm
 from core.models import Change, Node, Project, Release
 
@@ -34,7 +35,7 @@ KINDS = {
 @require_http_methods(["GET", "POST"])
 def child_create(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
     spec = KINDS[kind]
-    project = get_object_or_404(Project, pk=project_id)
+    project = policy.obtain(request.user, "manage_planning", Project.objects, pk=project_id)
     form = spec.form(request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
         obj = form.save()
@@ -51,7 +52,9 @@ def child_create(request: HttpRequest, project_id: int, kind: str) -> HttpRespon
 @require_http_methods(["GET", "POST"])
 def child_edit(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     spec = KINDS[kind]
-    obj = get_object_or_404(spec.model.objects.select_related("project"), pk=pk)
+    obj = policy.obtain(
+        request.user, "manage_planning", spec.model.objects.select_related("project"), pk=pk
+    )
     form = spec.form(request.POST or None, instance=obj, project=obj.project)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -65,7 +68,9 @@ def child_edit(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def child_delete(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     spec = KINDS[kind]
-    obj = get_object_or_404(spec.model.objects.select_related("project"), pk=pk)
+    obj = policy.obtain(
+        request.user, "manage_planning", spec.model.objects.select_related("project"), pk=pk
+    )
     warning = ""
     if kind == "node" and obj.children.exists():
         warning = "Its child nodes are deleted with it."

@@ -1,13 +1,14 @@
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from core import selectors
+from core import policy, selectors
 from core.forms import ProjectFilterForm, ProjectForm
 from core.models import ItemStatus, Project
 
@@ -17,12 +18,17 @@ from .common import confirm_delete, render_form_page
 @require_GET
 def project_list(request: HttpRequest) -> HttpResponse:
     filters = ProjectFilterForm(request.GET or None)
+    filters.fields["organisation"].queryset = policy.scoped(
+        request.user, filters.fields["organisation"].queryset
+    )
     organisation_id, status = None, ""
     if filters.is_valid():
         organisation = filters.cleaned_data["organisation"]
         organisation_id = organisation.pk if organisation else None
         status = filters.cleaned_data["status"]
-    projects = selectors.project_list(organisation_id=organisation_id, status=status)
+    projects = policy.scoped(
+        request.user, selectors.project_list(organisation_id=organisation_id, status=status)
+    )
     cards = [
         {
             "project": project,
@@ -43,7 +49,11 @@ def project_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def project_create(request: HttpRequest) -> HttpResponse:
+    organisations = policy.organisations_where(request.user, "create_project")
+    if not organisations.exists():
+        raise PermissionDenied("Creating projects needs the maintainer role in an organisation.")
     form = ProjectForm(request.POST or None)
+    form.fields["organisation"].queryset = organisations
     if request.method == "POST" and form.is_valid():
         project = form.save()
         messages.success(request, f"Created project “{project}”.")
@@ -55,7 +65,9 @@ def project_create(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    project = get_object_or_404(Project.objects.select_related("organisation"), pk=pk)
+    project = policy.obtain(
+        request.user, "view", Project.objects.select_related("organisation"), pk=pk
+    )
     items = Paginator(
         project.items.select_related("assignee").order_by("-updated_at", "-id"),
         settings.AGIRA_ITEMS_PER_PAGE,
@@ -94,8 +106,12 @@ def _node_tree(nodes: list) -> list[tuple[int, object]]:
 
 @require_http_methods(["GET", "POST"])
 def project_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    project = get_object_or_404(Project, pk=pk)
+    project = policy.obtain(request.user, "edit_project", Project.objects, pk=pk)
     form = ProjectForm(request.POST or None, instance=project)
+    # Moving a project needs the maintainer role in the organisation it goes to.
+    form.fields["organisation"].queryset = policy.organisations_where(
+        request.user, "create_project"
+    )
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, f"Saved project “{project}”.")
@@ -107,7 +123,7 @@ def project_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def project_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    project = get_object_or_404(Project, pk=pk)
+    project = policy.obtain(request.user, "delete_project", Project.objects, pk=pk)
     return confirm_delete(
         request,
         obj=project,

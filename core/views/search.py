@@ -2,6 +2,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from core import policy
 from core.forms import SearchForm
 from core.models import Project
 from core.services.index import TargetUnavailable
@@ -11,6 +12,7 @@ from core.services.index.context import item_number, search_objects, snippet
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET or None)
+    form.fields["project"].queryset = policy.scoped(request.user, form.fields["project"].queryset)
     context: dict = {"form": form, "results": None, "error": ""}
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
@@ -26,8 +28,11 @@ def search(request: HttpRequest) -> HttpResponse:
                 user=request.user,
             )
         except TargetUnavailable as exc:
-            context["error"] = str(exc)
+            context["error"] = policy.index_error(request.user, exc)
         else:
+            staff = policy.sees_internals(request.user)
+            context["answered_by"] = results.target_label if staff else "index"
+            context["note"] = results.note if staff else results.plain_note
             # Project names for the results, in one query.
             ids = {str(h.document.get("project_id") or "") for h in results.hits}
             names = dict(

@@ -2,7 +2,8 @@
 
 Every function here answers from the active targets, the primary first; when
 the primary cannot answer, the next one does and the result says so. What a
-user may not see is left out (`core.services.access`).
+user may not see is never asked for: the organisations they may see are a
+filter of the index query (`core.policy`).
 
 Hybrid search fuses the keyword (BM25) and the vector ranking by reciprocal
 rank fusion: an object's score is the sum over both lists of 1 / (k + rank),
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from core.models import Item, Project
-from core.services.access import Visibility, visibility
+from core.policy import EVERYTHING, visibility
 
 from .documents import document_for, embedding_text, is_object_id, normalise
 from .engine import active_targets
@@ -65,6 +66,9 @@ CHILD_TYPES = frozenset({"comment", "attachment"})
 # Runs the vector half of a hybrid search beside the keyword half, for targets
 # whose reads may run in parallel (`parallel_reads`).
 _READERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="agira-search")
+
+
+FALLBACK_NOTE = "The main index cannot answer now; these results come from a backup index."
 
 
 class ObjectNotFound(LookupError):
@@ -163,10 +167,23 @@ class SearchResults:
     target_label: str
     mode: str = "hybrid"
     note: str = ""  # the primary could not answer, or hybrid ran as keyword only
+    fell_back: bool = False  # answered by another target than the primary
+    keyword_only: bool = False  # hybrid without an embedder
 
     @property
     def has_previous(self) -> bool:
         return self.page > 1
+
+    @property
+    def plain_note(self) -> str:
+        """The note without target names or errors, for people who do not
+        run Agira."""
+        parts = []
+        if self.fell_back:
+            parts.append(FALLBACK_NOTE)
+        if self.keyword_only:
+            parts.append("Search by meaning is not set up: these are word matches only.")
+        return " ".join(parts)
 
 
 def _key(document: dict) -> tuple[str, str]:
@@ -189,15 +206,14 @@ def fuse(rankings: list[list[SearchHit]], *, k: int | None = None) -> list[Searc
     return [SearchHit(document=documents[key], score=scores[key]) for key in order]
 
 
-def _scoped_filters(
-    scope: Visibility, *, object_type: str, project_id: str, status: str
-) -> dict[str, str] | None:
-    """The index filters of a query, or None when the user may see nothing
-    it could match."""
-    filters = {"type": object_type, "project_id": str(project_id or ""), "status": status}
-    if filters["project_id"] and not scope.allows({"project_id": filters["project_id"]}):
+def _filters(user, **filters: str) -> dict | None:
+    """The index filters of a query: the given ones that are set, and the
+    organisations `user` may see (None for a user who may see nothing; no
+    user: everything, for commands and benches)."""
+    scope = visibility(user) if user is not None else EVERYTHING
+    if scope.nothing:
         return None
-    return {name: value for name, value in filters.items() if value}
+    return {**{name: value for name, value in filters.items() if value}, **scope.index_filter()}
 
 
 def search_objects(
@@ -228,8 +244,7 @@ def search_objects(
         raise ValueError(f"The query is too long: at most {MAX_QUERY_CHARS} characters.")
     page = min(max(1, page), MAX_SEARCH_PAGE)
     per_page = min(max(1, per_page), MAX_SEARCH_LIMIT)
-    scope = visibility(user) if user is not None else Visibility(project_ids=None)
-    filters = _scoped_filters(scope, object_type=object_type, project_id=project_id, status=status)
+    filters = _filters(user, type=object_type, project_id=str(project_id or ""), status=status)
     offset = (page - 1) * per_page
     if filters is None or not query:
         return SearchResults([], page, False, 0, "", mode)
@@ -245,20 +260,15 @@ def search_objects(
             )
         if vector is None:
             notes.append("No embedder is configured: hybrid search ran as keyword search.")
-    # A restricted user's results are filtered after the query: the index is
-    # asked from the first result, for more, and the page cut from what is left.
-    spare = 1 if scope.everything else 3
-    ask_offset = offset if scope.everything else 0
-    ask_limit = per_page if scope.everything else (offset + per_page) * spare
 
     def ask(target: Target) -> SearchPage:
         if mode == "keyword" or vector is None:
-            return target.search(query, filters=filters, limit=ask_limit, offset=ask_offset)
+            return target.search(query, filters=filters, limit=per_page, offset=offset)
         if mode == "semantic":
             return target.search(
-                query, filters=filters, limit=ask_limit, offset=ask_offset, vector=vector
+                query, filters=filters, limit=per_page, offset=offset, vector=vector
             )
-        depth = (offset + per_page) * spare + 1
+        depth = offset + per_page + 1
         if getattr(target, "parallel_reads", False):
             # Both halves at once: each thread reads through its own connection.
             pending = _READERS.submit(
@@ -276,23 +286,23 @@ def search_objects(
             or (semantic.has_next and len(close) == len(semantic.hits))
             or len(fused) > offset + per_page
         )
-        return SearchPage(hits=fused[ask_offset:], total=None, has_next=more)
+        return SearchPage(hits=fused[offset:], total=None, has_next=more)
 
     result, target, note = _answer(ask)
     if note:
         notes.insert(0, note)
     hits = result.hits
-    if not scope.everything:
-        hits = [hit for hit in hits if scope.allows(hit.document)][offset:]
     has_next = result.has_next or len(hits) > per_page
     return SearchResults(
         hits=hits[:per_page],
         page=page,
         has_next=has_next and page < MAX_SEARCH_PAGE,
-        total=result.total if scope.everything else None,
+        total=result.total,
         target_label=target.label,
         mode=mode,
         note=" ".join(notes),
+        fell_back=bool(note),
+        keyword_only=mode == "hybrid" and vector is None,
     )
 
 
@@ -323,6 +333,10 @@ class RelatedResults:
     target_label: str
     note: str = ""
     project_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fell_back(self) -> bool:
+        return bool(self.note) and bool(self.target_label)
 
 
 def _subject(object_type: str, object_id: str, user):
@@ -364,9 +378,8 @@ def related_objects(
             "configuration).",
             reason="misconfigured",
         )
-    filters = {}
-    if scope == "project" and document.get("project_id"):
-        filters["project_id"] = str(document["project_id"])
+    project = str(document.get("project_id") or "") if scope == "project" else ""
+    filters = _filters(user, project_id=project) or {}
     subject_key = (object_type, str(instance.pk))
     # The item whose comments and attachments are the subject's own.
     own_item = str(instance.pk) if object_type == "item" else None
@@ -376,7 +389,6 @@ def related_objects(
         return target.search("", filters=filters, limit=wanted, offset=0, vector=vector)
 
     result, target, note = _answer(ask)
-    allowed = visibility(user) if user is not None else Visibility(project_ids=None)
     hits = _as_items(
         [
             hit
@@ -387,7 +399,6 @@ def related_objects(
                 and own_item is not None
                 and str(hit.document.get("parent_object_id")) == own_item
             )
-            and allowed.allows(hit.document)
         ],
         exclude={subject_key},
     )
@@ -476,12 +487,9 @@ def possible_duplicates(
     limit = min(max(1, limit), MAX_RELATED_LIMIT)
     if len(text) < DUPLICATES_MIN_CHARS:
         return RelatedResults(hits=[], target_label="")
-    allowed = visibility(user) if user is not None else Visibility(project_ids=None)
-    filters = {"type": "item"}
-    if project_id:
-        if not allowed.allows({"project_id": str(project_id)}):
-            return RelatedResults(hits=[], target_label="")
-        filters["project_id"] = str(project_id)
+    filters = _filters(user, type="item", project_id=str(project_id or ""))
+    if filters is None:
+        return RelatedResults(hits=[], target_label="")
     vector = embed_query(text[:DUPLICATES_EMBED_CHARS])
     if vector is None:
         return RelatedResults(hits=[], target_label="", note="No embedder is configured.")
@@ -493,11 +501,7 @@ def possible_duplicates(
     result, target, note = _answer(ask)
     exclude = {("item", str(exclude_item))} if exclude_item else set()
     hits = [
-        hit
-        for hit in _as_items(
-            [hit for hit in result.hits if allowed.allows(hit.document)], exclude=exclude
-        )
-        if hit.status not in CLOSED_STATUSES
+        hit for hit in _as_items(result.hits, exclude=exclude) if hit.status not in CLOSED_STATUSES
     ][:limit]
     return _results(hits, target, note)
 

@@ -209,3 +209,28 @@ def badge_states(object_type: str, object_ids: list) -> dict[str, str]:
     ).values_list("object_id", flat=True):
         colours[object_id] = AMBER
     return colours
+
+
+_PLAIN_SUMMARY = {
+    GREEN: "In the index",
+    AMBER: "Waiting",
+    RED: "A problem: your administrator can see it",
+    GREY: "Not available now",
+}
+
+
+def plain_status(status: ObjectStatus) -> ObjectStatus:
+    """The verdict as people who do not run Agira see it: one state, the
+    primary target's colour, in plain words; no target names, hosts or raw
+    errors (those are for staff, on the sync dashboard and in the admin). The
+    stored document stays: it is the object's own data."""
+    primary = status.primary
+    plain = TargetState(
+        primary.target,
+        "index",
+        primary.colour,
+        _PLAIN_SUMMARY[primary.colour],
+        record=primary.record,
+        document=primary.document,
+    )
+    return ObjectStatus(status.object_type, status.object_id, [plain])

@@ -1,8 +1,19 @@
-"""The three endpoints against each index target (Weaviate, embedded, Qdrant)."""
+"""The three endpoints against each index target (Weaviate, embedded, Qdrant).
+
+The token's owner is staff here: the answers name the targets and their
+errors. What others see is the last test."""
+
+import pytest
 
 from core.tests import factories
 
 LABELS = {"weaviate": "Weaviate", "embedded": "embedded index", "qdrant": "Qdrant (local mode)"}
+
+
+@pytest.fixture(autouse=True)
+def staff(user):
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
 
 
 def _found(body) -> set[tuple[str, str]]:
@@ -124,3 +135,18 @@ def test_an_object_with_sync_off_says_so(api_client, item, settings):
         }
     ]
     assert "Sync is off" in body["targets"][0]["reason"]
+
+
+def test_people_who_do_not_run_agira_read_no_target_names_or_errors(api_client, index, user):
+    user.is_staff = False
+    user.save(update_fields=["is_staff"])
+    item = factories.make_item(title="Gone missing")
+    index.remove("item", item.pk)
+    body = api_client.get(f"/api/objects/item/{item.pk}/").json()
+    [state] = body["targets"]
+    assert state["label"] == "index"
+    assert state["state"] == "red"
+    assert state["summary"] == "A problem: your administrator can see it"
+    assert state["reason"] == ""
+    found = api_client.get("/api/search", {"q": "missing", "mode": "keyword"}).json()
+    assert found["answered_by"] == "index"

@@ -87,14 +87,12 @@ def test_an_unknown_type_is_404(api_client, item, suffix):
     assert "Unknown type 'ticket'" in detail
 
 
-def test_an_object_the_user_may_not_see_is_404_like_a_missing_one(api_client, monkeypatch):
-    from core.services import access
+def test_an_object_the_user_may_not_see_is_404_like_a_missing_one(api_client):
+    from core.models import Organisation
 
-    hidden = factories.make_item()
+    elsewhere = Organisation.objects.create(name="Elsewhere")  # the user is no member
+    hidden = factories.make_item(project=factories.make_project(organisation=elsewhere))
     visible = factories.make_item()
-    only = access.Visibility(project_ids=frozenset({str(visible.project_id)}))
-    monkeypatch.setattr("core.api.api.visibility", lambda user: only)
-    monkeypatch.setattr("core.services.index.context.visibility", lambda user: only)
     assert api_client.get(f"/api/objects/item/{visible.pk}/").status_code == 200
     missing = _refused(api_client.get(f"/api/objects/item/{hidden.pk + 1000}/"), 404)
     assert _refused(api_client.get(f"/api/objects/item/{hidden.pk}/"), 404) == missing.replace(
@@ -126,5 +124,6 @@ def test_an_unknown_route_is_404_json_for_a_post_too(db):
 def test_no_index_to_answer_is_503_with_the_reason(api_client, settings, transactional_db):
     settings.AGIRA_EMBEDDED_ENABLED = False
     settings.AGIRA_QDRANT_ENABLED = False
+    factories.make_project()  # something the user may see
     detail = _refused(api_client.get("/api/search", {"q": "basket"}), 503)
     assert "No index is enabled" in detail

@@ -65,12 +65,15 @@ def page(browser, request):
 
 @pytest.fixture
 def logged_in_page(page, live_server, transactional_db):
+    from core.tests import factories
     from core.tests.factories import make_user
 
-    make_user("browser", password="browser-pass-123")
+    person = make_user("browser", password="browser-pass-123")
+    factories.default_members.append((person, "owner"))
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("#id_username", "browser")
     page.fill("#id_password", "browser-pass-123")
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/projects/")
-    return page
+    yield page
+    factories.default_members.clear()

@@ -101,6 +101,6 @@ def test_a_new_item_is_found_in_search(logged_in_page, live_server):
     result = page.locator("[data-result-type=item]")
     expect(result).to_have_count(1)
     expect(result).to_contain_text("Quokka enclosure gate sticks")
-    expect(page.locator("#search-summary")).to_contain_text("answered by the embedded index")
+    expect(page.locator("#search-summary")).to_contain_text("answered by the index")
     result.click()
     expect(page.locator("h1")).to_have_text("Quokka enclosure gate sticks")

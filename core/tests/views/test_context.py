@@ -104,8 +104,9 @@ def test_results_show_number_project_status_and_an_escaped_highlighted_snippet(s
 
 
 def test_when_the_primary_is_down_the_next_target_answers_and_says_so(
-    weaviate_sync, settings, auth_client
+    weaviate_sync, settings, auth_client, user
 ):
+    from core.services.index.context import FALLBACK_NOTE
     from core.tests.harness import WeaviateHarness
 
     settings.AGIRA_EMBEDDED_ENABLED = True
@@ -113,11 +114,18 @@ def test_when_the_primary_is_down_the_next_target_answers_and_says_so(
     weaviate = WeaviateHarness(weaviate_sync)
     weaviate.down()
     try:
-        response = auth_client.get(SEARCH, {"q": "quarterly", "mode": "keyword"})
+        plain = auth_client.get(SEARCH, {"q": "quarterly", "mode": "keyword"})
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+        staff = auth_client.get(SEARCH, {"q": "quarterly", "mode": "keyword"})
     finally:
         weaviate.up()
-    html = response.content.decode()
-    assert ("item", str(item.pk)) in _ids(response.context["rows"])
+    for response in (plain, staff):
+        assert ("item", str(item.pk)) in _ids(response.context["rows"])
+    html = plain.content.decode()
+    assert FALLBACK_NOTE in html
+    assert "Weaviate" not in html
+    html = staff.content.decode()
     assert "answered by the embedded index" in html
     assert "The Weaviate cannot answer" in html
 
@@ -264,6 +272,7 @@ def test_possible_duplicates_is_bounded(sync, auth_client):
 
 
 def test_the_item_form_asks_for_duplicates_while_typing(auth_client, db):
+    factories.make_project()
     html = auth_client.get(reverse("core:item-create")).content.decode()
     assert f'hx-post="{DUPLICATES}"' in html
     assert "delay:700ms from:#id_title" in html

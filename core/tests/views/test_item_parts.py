@@ -43,8 +43,8 @@ def test_an_empty_comment_is_a_form_error(auth_client, item):
     assert not ItemComment.objects.exists()
 
 
-def test_edit_and_delete_comment(auth_client, item):
-    comment = factories.make_comment(item=item, body="typo")
+def test_edit_and_delete_comment(auth_client, item, user):
+    comment = factories.make_comment(item=item, body="typo", author=user)
     auth_client.post(reverse("core:comment-edit", args=[comment.pk]), {"body": "fixed"})
     comment.refresh_from_db()
     assert comment.body == "fixed"

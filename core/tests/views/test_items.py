@@ -107,6 +107,7 @@ def test_an_empty_title_is_a_form_error_and_nothing_is_saved(auth_client):
 
 
 def test_a_bogus_project_prefill_is_ignored(auth_client):
+    factories.make_project()
     for value in ("abc", "999999", "-1"):
         response = auth_client.get(reverse("core:item-create"), {"project": value})
         assert response.status_code == 200

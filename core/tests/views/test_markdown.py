@@ -109,12 +109,15 @@ def test_a_huge_description_is_shown_as_plain_text(auth_client):
     assert "shown as plain text" in html
 
 
-def test_the_item_and_comment_forms_have_write_and_preview_tabs(auth_client, item):
+def test_the_item_and_comment_forms_have_write_and_preview_tabs(auth_client, item, user):
     for url, field in [
         (reverse("core:item-edit", args=[item.pk]), "description"),
         (reverse("core:item-create"), "description"),
         (item.get_absolute_url(), "body"),
-        (reverse("core:comment-edit", args=[factories.make_comment(item=item).pk]), "body"),
+        (
+            reverse("core:comment-edit", args=[factories.make_comment(item=item, author=user).pk]),
+            "body",
+        ),
     ]:
         html = auth_client.get(url).content.decode()
         assert f'hx-post="{PREVIEW_URL}" hx-include="#id_{field}"' in html, url

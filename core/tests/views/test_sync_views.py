@@ -16,6 +16,9 @@ DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": 
 
 @pytest.fixture
 def browser(weaviate_sync, user):
+    """Staff: the buttons and the modal name the targets and their errors."""
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
     client = Client()
     client.force_login(user)
     return client
@@ -250,3 +253,30 @@ def test_a_deletion_behind_agiras_back_shows_red_in_the_modal(browser, weaviate_
     html = modal(browser, "item", item.pk).content.decode()
     assert "Not in the index" in html
     assert "removed behind Agira" in html
+
+
+def test_people_who_do_not_run_agira_see_plain_states_without_internals(weaviate_sync, user):
+    """Target names, hosts, ports and raw errors are for staff: a member sees
+    one plain state, and a failure as something their administrator can see."""
+    from core.tests.harness import WeaviateHarness
+
+    item = factories.make_item(title="Plain")
+    client = Client()
+    client.force_login(user)
+    green = status(client, "item", item.pk).content.decode()
+    assert 'data-sync-colour="green"' in green
+    assert "In the index" in green
+    assert "Weaviate" not in green
+    weaviate = WeaviateHarness(weaviate_sync)
+    weaviate.down()
+    try:
+        factories.make_item(title="Waiting while the index is down")
+        failing = factories.make_item(title="x")
+        modal = client.get(
+            reverse("core:weaviate-object", args=["item", failing.pk]), HTTP_HX_REQUEST="true"
+        ).content.decode()
+    finally:
+        weaviate.up()
+    for secret in ("Weaviate", "127.0.0.1", str(weaviate_sync.http_port), "liveness"):
+        assert secret not in modal
+    assert "Not available now" in modal or "Waiting" in modal

@@ -116,17 +116,132 @@ def embedded_settings() -> EmbeddedSettings:
     )
 
 
+# English words so common that nearly every document holds them: BM25 gives
+# them almost no weight, but each one makes the query rank every document that
+# holds it (a sentence typed into search, or a draft compared for duplicates,
+# would score the whole index). Left out unless the query holds nothing else.
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "about",
+        "after",
+        "again",
+        "all",
+        "also",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "him",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "no",
+        "nor",
+        "not",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
+)
+
+
 def fts_query(text: str) -> str:
     """A user's words as an FTS5 query: each word quoted (no operator or
     syntax of FTS5's own can be injected), any word may match (BM25 ranks the
-    documents holding more of them, and rarer ones, first)."""
+    documents holding more of them, and rarer ones, first); common English
+    words left out when there are others."""
     words = []
     for raw in text.split():
         word = "".join(ch for ch in raw if ch.isalnum() or ch in "_-'.")
         word = word.strip("-'.")
         if word:
-            words.append('"' + word.replace('"', "") + '"')
-    return " OR ".join(dict.fromkeys(words))
+            words.append(word.replace('"', ""))
+    telling = [word for word in words if word.lower() not in STOP_WORDS] or words
+    return " OR ".join(dict.fromkeys(f'"{word}"' for word in telling))
 
 
 @contextlib.contextmanager
@@ -628,9 +743,14 @@ class EmbeddedTarget:
         with exact filters inside the query; best first."""
         where, params = [], []
         for name, value in filters.items():
-            if value:
-                if name not in FILTER_FIELDS:
-                    raise ValueError(f"cannot filter on {name}")
+            if name not in FILTER_FIELDS:
+                raise ValueError(f"cannot filter on {name}")
+            if isinstance(value, (list, tuple, set, frozenset)):
+                # Any of these values (an empty list matches nothing).
+                values = sorted(str(v) for v in value)
+                where.append(f"{name} IN ({','.join('?' * len(values))})" if values else "0")
+                params.extend(values)
+            elif value:
                 where.append(f"{name} = ?")
                 params.append(str(value))
         if vector is not None:

@@ -425,10 +425,13 @@ class QdrantTarget:
         """The nearest vectors (`vector`), or a full-text match on title or
         text (every word; Qdrant has no BM25, so matches come in index order),
         with exact filters inside the query."""
+        # A list is "any of these" (the organisations a user may see).
         must = [
-            qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
+            qm.FieldCondition(key=key, match=qm.MatchAny(any=list(value)))
+            if isinstance(value, (list, tuple, set, frozenset))
+            else qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
             for key, value in filters.items()
-            if value
+            if value or isinstance(value, (list, tuple, set, frozenset))
         ]
         words = [w for w in query.split() if w]
         # Every word must appear in the title or the text.

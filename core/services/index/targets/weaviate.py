@@ -519,7 +519,14 @@ class WeaviateTarget:
     ) -> SearchPage:
         """BM25 keyword search over title and text, or the nearest vectors
         (`vector`), with exact filters inside the query."""
-        conditions = [Filter.by_property(k).equal(v) for k, v in filters.items() if v]
+        # A list is "any of these" (the organisations a user may see).
+        conditions = [
+            Filter.by_property(k).contains_any(list(v))
+            if isinstance(v, (list, tuple, set, frozenset))
+            else Filter.by_property(k).equal(v)
+            for k, v in filters.items()
+            if v or isinstance(v, (list, tuple, set, frozenset))
+        ]
         where = Filter.all_of(conditions) if conditions else None
 
         def run(collection):
