@@ -8,6 +8,7 @@ from core.models import (
     ExternalIssueMapping,
     Item,
     ItemComment,
+    Membership,
     Node,
     Organisation,
     Project,
@@ -15,10 +16,26 @@ from core.models import (
 )
 
 
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
 @admin.register(Organisation)
 class OrganisationAdmin(admin.ModelAdmin):
     list_display = ["name", "created_at"]
     search_fields = ["name", "description"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organisation", "role", "updated_at"]
+    list_filter = ["role", "organisation"]
+    search_fields = ["user__username", "organisation__name"]
+    list_select_related = ["user", "organisation"]
+    autocomplete_fields = ["user"]
 
 
 @admin.register(Project)

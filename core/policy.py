@@ -157,6 +157,12 @@ def can(user, action: str, obj) -> bool:
     return True
 
 
+def abilities(user, obj, actions: tuple[str, ...]) -> dict[str, bool]:
+    """`can` for several actions on one object, for a template to show only
+    what the user may do (the views refuse the rest anyway)."""
+    return {action: can(user, action, obj) for action in actions}
+
+
 def require(user, action: str, obj) -> None:
     """Refuse what `can` does not allow: 404 when the object is outside the
     user's organisations, 403 when their role there does not allow it."""

@@ -7,6 +7,7 @@ from core.views import (
     item_parts,
     items,
     markdown,
+    organisations,
     planning,
     projects,
     search,
@@ -38,6 +39,22 @@ def _planning_routes(kind: str) -> list:
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="core:project-list"), name="home"),
     path("projects/", projects.project_list, name="project-list"),
+    path("organisations/<int:pk>/", organisations.members, name="organisation-members"),
+    path(
+        "organisations/<int:pk>/members/add/",
+        organisations.member_add,
+        name="organisation-member-add",
+    ),
+    path(
+        "organisations/<int:pk>/members/<int:membership_id>/role/",
+        organisations.member_role,
+        name="organisation-member-role",
+    ),
+    path(
+        "organisations/<int:pk>/members/<int:membership_id>/remove/",
+        organisations.member_remove,
+        name="organisation-member-remove",
+    ),
     path("projects/new/", projects.project_create, name="project-create"),
     path("projects/<int:pk>/", projects.project_detail, name="project-detail"),
     path("projects/<int:pk>/edit/", projects.project_edit, name="project-edit"),

@@ -35,6 +35,7 @@ from core.models import (
     ItemComment,
     ItemStatus,
     ItemType,
+    Membership,
     Node,
     NodeType,
     Organisation,
@@ -42,12 +43,30 @@ from core.models import (
     ProjectStatus,
     Release,
     ReleaseStatus,
+    Role,
 )
 
 logger = logging.getLogger("agira.demo")
 
 DEMO_USERNAME = "demo"
 TEAM = ["alice", "bob", "carol", "dmitri"]
+# Who may do what in the demo (core/policy.py): `demo` is a superuser and owns
+# both organisations; the team signs in with the same password to try roles.
+DEMO_ROLES = {
+    "Northwind Labs": {
+        "demo": Role.OWNER,
+        "alice": Role.OWNER,
+        "bob": Role.MAINTAINER,
+        "carol": Role.MEMBER,  # belongs to this organisation only
+        "dmitri": Role.VIEWER,
+    },
+    "Contoso Consulting": {
+        "demo": Role.OWNER,
+        "alice": Role.MAINTAINER,
+        "bob": Role.OWNER,
+        "dmitri": Role.VIEWER,
+    },
+}
 BATCH = 2000
 
 ORGANISATIONS = {
@@ -295,9 +314,8 @@ class DemoSeeder:
                 username=name,
                 defaults={"email": f"{name}@example.com", "first_name": name.title()},
             )
-            if created:
-                user.set_unusable_password()
-                user.save(update_fields=["password"])
+            user.set_password(self.password)
+            user.save(update_fields=["password"])
             self.report.add("users", int(created))
             team.append(user)
         return team
@@ -317,7 +335,16 @@ class DemoSeeder:
                 )
                 self.report.add("projects", int(created))
                 projects.append((project, repository))
+            self._memberships(organisation, DEMO_ROLES.get(org_name, {}))
         return projects
+
+    def _memberships(self, organisation: Organisation, roles: dict[str, str]) -> None:
+        users = get_user_model().objects.filter(username__in=roles)
+        for user in users:
+            _membership, created = Membership.objects.get_or_create(
+                user=user, organisation=organisation, defaults={"role": roles[user.username]}
+            )
+            self.report.add("memberships", int(created))
 
     def _planning(self, project: Project) -> None:
         existing = {node.name: node for node in project.nodes.all()}

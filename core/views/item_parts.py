@@ -35,7 +35,7 @@ def comment_create(request: HttpRequest, item_id: int) -> HttpResponse:
             messages.success(request, "Comment added.")
             return redirect(_item_tab_url(item, "comments"))
         form = CommentForm()
-    context = item_detail_context(item, comment_form=form)
+    context = item_detail_context(item, request.user, comment_form=form)
     context["active_tab"] = "comments"
     if request.htmx:
         return render(request, "core/partials/item_comments.html", context)
@@ -79,7 +79,7 @@ def attachment_upload(request: HttpRequest, item_id: int) -> HttpResponse:
         )
         messages.success(request, f"Uploaded {attachment.original_filename}.")
         return redirect(_item_tab_url(item, "attachments"))
-    context = item_detail_context(item, attachment_form=form)
+    context = item_detail_context(item, request.user, attachment_form=form)
     context["active_tab"] = "attachments"
     return render(request, "core/item_detail.html", context, status=400)
 
@@ -129,7 +129,7 @@ def github_link_create(request: HttpRequest, item_id: int) -> HttpResponse:
         mapping = form.save()
         messages.success(request, f"Linked {mapping}.")
         return redirect(_item_tab_url(item, "github"))
-    context = item_detail_context(item, link_form=form)
+    context = item_detail_context(item, request.user, link_form=form)
     context["active_tab"] = "github"
     return render(request, "core/item_detail.html", context, status=400)
 

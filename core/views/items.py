@@ -51,6 +51,7 @@ def item_list(request: HttpRequest, inbox: bool = False) -> HttpResponse:
             "page": page,
             "query": query.urlencode(),
             "inbox": inbox,
+            "may_create_item": policy.organisations_where(request.user, "create_item").exists(),
             "new_item_url": reverse("core:item-create")
             + (f"?project={criteria['project_id']}" if criteria["project_id"] else ""),
         },
@@ -83,12 +84,24 @@ def item_create(request: HttpRequest) -> HttpResponse:
     )
 
 
-def item_detail_context(item: Item, **forms) -> dict:
+ITEM_ACTIONS = ("edit_item", "delete_item", "comment", "attach", "link_github", "unlink_github")
+
+
+def item_detail_context(item: Item, user, **forms) -> dict:
     mappings = list(item.external_mappings.order_by("kind", "repository", "number"))
+    comments = list(item.comments.select_related("author"))
+    attachments = list(item.attachments.select_related("uploaded_by"))
+    for part, action in [(c, "comment") for c in comments] + [
+        (a, "attachment") for a in attachments
+    ]:
+        part.item = item  # no query per row for its organisation
+        part.may_delete = policy.can(user, f"delete_{action}", part)
+        part.may_edit = action == "comment" and policy.can(user, "edit_comment", part)
     return {
         "item": item,
-        "comments": item.comments.select_related("author"),
-        "attachments": item.attachments.select_related("uploaded_by"),
+        "may": policy.abilities(user, item, ITEM_ACTIONS),
+        "comments": comments,
+        "attachments": attachments,
         "mappings": mappings,
         "attention": [m for m in mappings if m.attention],
         "comment_form": forms.get("comment_form") or CommentForm(),
@@ -117,7 +130,11 @@ def get_item(user, pk: int, action: str = "view") -> Item:
 
 @require_GET
 def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return render(request, "core/item_detail.html", item_detail_context(get_item(request.user, pk)))
+    return render(
+        request,
+        "core/item_detail.html",
+        item_detail_context(get_item(request.user, pk), request.user),
+    )
 
 
 @require_http_methods(["GET", "POST"])

@@ -44,7 +44,17 @@ def project_list(request: HttpRequest) -> HttpResponse:
         }
         for project in projects
     ]
-    return render(request, "core/project_list.html", {"filters": filters, "cards": cards})
+    return render(
+        request,
+        "core/project_list.html",
+        {
+            "filters": filters,
+            "cards": cards,
+            "may_create_project": policy.organisations_where(
+                request.user, "create_project"
+            ).exists(),
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -75,6 +85,11 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     nodes = list(project.nodes.all())
     context = {
         "project": project,
+        "may": policy.abilities(
+            request.user,
+            project,
+            ("edit_project", "delete_project", "manage_planning", "create_item"),
+        ),
         "items": items,
         "status_counts": _status_counts(project),
         "node_tree": _node_tree(nodes),

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from core.models import Project
-from core.services.demo import DEMO_USERNAME, demo_seed
+from core.services.demo import DEMO_USERNAME, TEAM, demo_seed
 
 
 class Command(BaseCommand):
@@ -77,3 +77,7 @@ class Command(BaseCommand):
         if report.queued:
             self.stdout.write(f"Queued {report.queued} objects for the index.")
         self.stdout.write(f"Log in as '{DEMO_USERNAME}' with password '{report.password}'.")
+        self.stdout.write(
+            f"The team ({', '.join(TEAM)}) signs in with the same password, each with other "
+            "roles in the two organisations (see an organisation's page)."
+        )
