@@ -5,7 +5,10 @@ Exit codes (see docs/operations.md):
   1  some objects failed (the rest was done; rerun or look at the failed records)
   2  another run holds a target's lock (nothing was done for that target)
   3  a target is unreachable or misconfigured
-With several targets the most serious outcome wins (3 > 2 > 1 > 0).
+  4  the index differs and the run was told not to change it: a --dry-run that found
+     work, or orphans left by --no-delete
+With several targets the most serious outcome wins (3 > 2 > 1 > 4 > 0). "in sync" is
+printed only when the index equals the database for the chosen scope.
 """
 
 import sys
@@ -86,7 +89,8 @@ class Command(BaseCommand):
     help = (
         "Bring the index exactly in line with the database: create what is missing, "
         "update what differs, delete orphans. Exit codes: 0 in sync, 1 some objects "
-        "failed, 2 another run holds the lock, 3 index unreachable or misconfigured."
+        "failed, 2 another run holds the lock, 3 index unreachable or misconfigured, "
+        "4 differences left (a --dry-run that found work, or --no-delete orphans)."
     )
 
     def add_arguments(self, parser):
@@ -156,7 +160,7 @@ class Command(BaseCommand):
             if result.locked_by is not None:
                 self.stderr.write(f"{result.label} ({result.target}): {result.error}. Exit 2.")
                 continue
-            state = "failed" if result.error else "in sync"
+            state = result.state
             self.stdout.write(
                 f"{prefix}{result.label} ({result.target}), run #{result.run_id}: "
                 f"{state} after {result.seconds:.1f} s"

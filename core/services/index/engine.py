@@ -552,7 +552,13 @@ def _process(target: Target, records: list[SyncRecord], report: TargetReport) ->
                 )
                 report.written += 1
     if deletes:
-        errors = target.delete_many([oid for _r, oid in deletes])
+        try:
+            errors = target.delete_many([oid for _r, oid in deletes])
+        except TargetUnavailable:
+            # What this batch already wrote is recorded as written (never left
+            # pending to be sent again); the deletions wait with the target.
+            _complete(target, outcomes, report)
+            raise
         for index, (record, _oid) in enumerate(deletes):
             if index in errors:
                 outcomes.append(_Outcome(record, "error", error=errors[index]))

@@ -147,6 +147,11 @@ logger = logging.getLogger("agira.index.reconcile")
 ACTIONS = ("created", "updated", "unchanged", "deleted", "failed")
 # Exit codes of `manage.py sync_weaviate` (documented in docs/operations.md).
 EXIT_OK, EXIT_FAILED, EXIT_LOCKED, EXIT_UNAVAILABLE = 0, 1, 2, 3
+# The index differs from the database and the run was told not to change it:
+# a dry run that found work, or orphans left by --no-delete.
+EXIT_DIFFERENCES = 4
+# With several targets, the most serious outcome is the command's.
+SEVERITY = (EXIT_OK, EXIT_DIFFERENCES, EXIT_FAILED, EXIT_LOCKED, EXIT_UNAVAILABLE)
 HEARTBEAT_EVERY = 5.0  # seconds between heartbeats while scanning the index
 LOOKUP_CHUNK = 500  # ids per SQLite IN (...) lookup
 STREAM_CHUNK = 5000  # ids and record hashes per database fetch and SQLite insert
@@ -226,9 +231,34 @@ class TargetResult:
     taken_over: str = ""  # the stale run this one took over, said in words
     drained: int = 0  # outbox changes written or deleted by the drains around the run
     seconds: float = 0.0
+    dry_run: bool = False
 
     def total(self, action: str) -> int:
         return sum(row[action] for row in self.counts.values())
+
+    @property
+    def differences(self) -> int:
+        """What a dry run would change, and the orphans left in place: the
+        ways the index still differs from the database after this run."""
+        left = self.orphans_kept
+        if self.dry_run:
+            left += self.total("created") + self.total("updated") + self.total("deleted")
+        return left
+
+    @property
+    def state(self) -> str:
+        """One honest word or phrase for the summary line."""
+        if self.unavailable:
+            return "unavailable"
+        if self.error:
+            return "failed"
+        failed = self.total("failed")
+        if failed:
+            return f"{failed} object{'s' * (failed != 1)} failed"
+        if self.differences:
+            verb = "would change" if self.dry_run else "differs in"
+            return f"not in sync: {verb} {self.differences} object{'s' * (self.differences != 1)}"
+        return "in sync"
 
     @property
     def exit_code(self) -> int:
@@ -238,6 +268,8 @@ class TargetResult:
             return EXIT_LOCKED
         if self.error or self.total("failed"):
             return EXIT_FAILED
+        if self.differences:
+            return EXIT_DIFFERENCES
         return EXIT_OK
 
 
@@ -247,8 +279,8 @@ class ReconcileReport:
 
     @property
     def exit_code(self) -> int:
-        """The most serious outcome of any target (3 > 2 > 1 > 0)."""
-        return max((t.exit_code for t in self.targets), default=EXIT_OK)
+        """The most serious outcome of any target (3 > 2 > 1 > 4 > 0)."""
+        return max((t.exit_code for t in self.targets), default=EXIT_OK, key=SEVERITY.index)
 
 
 # -- the lock (core.services.runlock: one run per target) ---------------------------
@@ -353,7 +385,7 @@ def reconcile(
     all_active = active_targets()
     report = ReconcileReport()
     for chosen in select_targets(target):
-        result = TargetResult(target=chosen.name, label=chosen.label)
+        result = TargetResult(target=chosen.name, label=chosen.label, dry_run=dry_run)
         report.targets.append(result)
         try:
             run, result.taken_over = claim(chosen.name, options)

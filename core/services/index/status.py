@@ -17,7 +17,7 @@ from django.db.models import Model
 
 from core.models import SyncOutbox, SyncRecord, SyncState, SyncTargetStatus
 
-from .config import weaviate_settings
+from .config import sync_enabled, type_enabled, weaviate_settings
 from .documents import OBJECT_TYPES, get_weaviate_type, object_uuid
 from .engine import active_targets
 from .targets.base import Target, TargetUnavailable
@@ -60,6 +60,24 @@ def resolve(object_type: str, object_id: str) -> Model | None:
     return spec.load([object_id]).get(str(object_id))
 
 
+def _off_state(object_type: str) -> TargetState | None:
+    """Grey when Agira does not sync this object at all: sync switched off
+    (AGIRA_SYNC_ENABLED=false) or its type left out (AGIRA_SYNC_TYPES)."""
+    if not sync_enabled():
+        return TargetState(
+            "", "Index", GREY, "Sync is off", "Sync is switched off (AGIRA_SYNC_ENABLED=false)."
+        )
+    if not type_enabled(object_type):
+        return TargetState(
+            "",
+            "Index",
+            GREY,
+            "Not synced",
+            f"Objects of type {object_type} are not synced (AGIRA_SYNC_TYPES).",
+        )
+    return None
+
+
 def _disabled_state() -> TargetState:
     config = weaviate_settings()
     reason = (
@@ -77,6 +95,10 @@ def object_status(instance: Model, *, with_document: bool = False) -> ObjectStat
     object_type = get_weaviate_type(instance)
     object_id = str(instance.pk)
     status = ObjectStatus(object_type, object_id)
+    off = _off_state(object_type)
+    if off is not None:
+        status.targets.append(off)
+        return status
     targets = active_targets()
     if not targets:
         status.targets.append(_disabled_state())
@@ -182,8 +204,26 @@ def _target_state(
     except TargetUnavailable as exc:
         summary = _UNAVAILABLE_SUMMARY.get(exc.reason, "Unreachable")
         return TargetState(target.name, label, GREY, summary, str(exc), record)
+    if document is None and record is not None and record.state == SyncState.SYNCED:
+        record = _lost(record)
     state = TargetState(target.name, label, GREEN, "In sync", record=record, document=document)
     return _verdict(state, in_outbox, document_found=document is not None)
+
+
+LOST = (
+    "The index no longer holds this object (removed outside Agira): push it, or run sync_weaviate."
+)
+
+
+def _lost(record: SyncRecord) -> SyncRecord:
+    """An object found missing that the record calls synced: the record says
+    so from now on, so the list's badge and the button agree with the modal
+    (the sync records are the one source of both)."""
+    SyncRecord.objects.filter(pk=record.pk, state=SyncState.SYNCED).update(
+        state=SyncState.FAILED, last_error=LOST
+    )
+    record.state, record.last_error = SyncState.FAILED, LOST
+    return record
 
 
 def badge_states(object_type: str, object_ids: list) -> dict[str, str]:
@@ -191,7 +231,7 @@ def badge_states(object_type: str, object_ids: list) -> dict[str, str]:
     two queries whatever the number of rows (no index calls)."""
     ids = [str(i) for i in object_ids]
     targets = active_targets()
-    if not targets:
+    if not targets or _off_state(object_type) is not None:
         return dict.fromkeys(ids, GREY)
     primary = targets[0].name
     colours = dict.fromkeys(ids, RED)  # no record: never written

@@ -119,9 +119,11 @@ def test_orphans_are_deleted_and_no_delete_is_respected(sync):
     assert sync.get("item", gone_pk) is not None
 
     code, out, _err = run("--no-delete")
-    assert code == 0
+    assert code == 4  # the index still differs: not "in sync"
     assert sync.get("item", gone_pk) is not None
     assert "1 orphans left in place" in out
+    assert "in sync" not in out
+    assert "not in sync: differs in 1 object" in out
 
     code, out, _err = run()
     assert code == 0
@@ -153,8 +155,10 @@ def test_dry_run_writes_nothing(sync):
     make_data()
     total = db_total()
     code, out, _err = run("--dry-run")
-    assert code == 0
+    assert code == 4  # it found work and did none of it
     assert "DRY RUN" in out
+    assert "in sync" not in out
+    assert f"not in sync: would change {total} objects" in out
     assert sync.count() == 0
     assert sync.writes() == 0
     assert totals(sync.name)["created"] == total
@@ -168,8 +172,9 @@ def test_dry_run_writes_nothing_on_weaviate_counters(weaviate_sync):
         data["items"][3].delete()
         Item.objects.filter(pk=data["items"][1].pk).update(title="Changed")
     weaviate_sync.counters.reset()
-    code, _out, _err = run("--dry-run")
-    assert code == 0
+    code, out, _err = run("--dry-run")
+    assert code == 4
+    assert "would change 2 objects" in out
     assert totals("weaviate")["updated"] == 1
     assert totals("weaviate")["deleted"] == 1
     for key in (BATCH_OBJECTS, BATCH_DELETE, OBJECTS_CREATED, OBJECTS_UPDATED, OBJECTS_DELETED):
@@ -307,7 +312,9 @@ def test_runs_are_shown_on_the_dashboard_and_in_the_admin(weaviate_sync, client)
 
     make_data()
     assert run()[0] == 0
-    assert run("--dry-run")[0] == 0
+    code, out, _err = run("--dry-run")
+    assert code == 0  # nothing to do: a dry run of an index in sync
+    assert "in sync" in out
     first, second = ReconcileRun.objects.order_by("id")
     client.force_login(factories.make_user("boss", is_staff=True, is_superuser=True))
     html = client.get(reverse("core:sync-dashboard")).content.decode()
@@ -521,3 +528,16 @@ def test_an_old_row_whose_change_waits_in_the_queue_is_compared(weaviate_sync, s
     assert run()[0] == 0
     assert totals("weaviate")["updated"] == 0
     assert weaviate_sync.counters["grpc Search"] == 1
+
+
+def test_a_run_with_failed_objects_never_says_in_sync(weaviate_sync, settings):
+    settings.AGIRA_SYNC_MAX_ATTEMPTS = 1
+    make_data()
+    weaviate_sync.faults.fail_objects(
+        where=lambda c, u, p: p.get("title") == "Item 3", message="invalid text property 'title'"
+    )
+    code, out, _err = run()
+    assert code == 1
+    assert "in sync" not in out
+    assert "1 object failed" in out
+    assert totals("weaviate")["failed"] == 1

@@ -273,3 +273,67 @@ def test_a_collection_made_before_vectors_is_reported_with_the_fix(weaviate_sync
     assert "has no named vector 'default'" in error
     assert "Agira does not alter it" in error
     assert record("item", item.pk).state == SyncState.PENDING
+
+
+def test_a_server_error_answering_one_delete_fails_those_objects_not_the_target(
+    weaviate_sync, settings
+):
+    """A 500 (gRPC INTERNAL) answering a batch's delete: the edits of the same
+    drain are written and recorded once, the deletion counts an attempt and is
+    retried, the target stays reachable and the next edits are not held back."""
+    import grpc
+
+    project = factories.make_project()
+    items = [factories.make_item(project=project, title=f"item {n}") for n in range(5)]
+    doomed = items[0]
+    doomed_pk = doomed.pk
+    weaviate_sync.faults.fail_next(
+        endpoints=[BATCH_DELETE], grpc_code=grpc.StatusCode.INTERNAL, message="disk full"
+    )
+    with index.sync_paused():
+        doomed.delete()
+        for item in items[1:]:
+            item.title = f"{item.title} edited"
+            item.save()
+    edited = items[1:]
+    for item in edited:
+        assert record("item", item.pk).state == SyncState.SYNCED
+        assert stored(weaviate_sync, "item", item.pk)["title"].endswith("edited")
+    gone = record("item", doomed_pk)
+    assert gone.state == SyncState.PENDING
+    assert gone.attempts == 1
+    assert "disk full" in gone.last_error
+    status = SyncTargetStatus.objects.get(target="weaviate")
+    assert status.reachable
+    # Nothing held back: the next edit is written at once, and the deletion
+    # is retried (the test's backoff is zero).
+    edited[0].title = "written at once"
+    edited[0].save()
+    assert stored(weaviate_sync, "item", edited[0].pk)["title"] == "written at once"
+    assert record("item", doomed_pk).state == SyncState.DELETED
+    assert stored(weaviate_sync, "item", doomed_pk) is None
+
+
+def test_what_a_batch_wrote_before_the_target_went_down_is_recorded(weaviate_sync):
+    """Edits written, then the deletion of the same drain meets a dead
+    server: the edits are recorded as written, not left pending and sent again."""
+    project = factories.make_project()
+    items = [factories.make_item(project=project, title=f"item {n}") for n in range(3)]
+    import grpc
+
+    # Refused as a whole (credentials): the target is unavailable, not the objects.
+    weaviate_sync.faults.fail_next(
+        endpoints=[BATCH_DELETE], grpc_code=grpc.StatusCode.PERMISSION_DENIED, message="denied"
+    )
+    doomed_pk = items[0].pk
+    with index.sync_paused():
+        items[0].delete()
+        items[1].title = "edited"
+        items[1].save()
+    assert record("item", items[1].pk).state == SyncState.SYNCED
+    assert stored(weaviate_sync, "item", items[1].pk)["title"] == "edited"
+    assert record("item", doomed_pk).state == SyncState.PENDING
+    assert record("item", doomed_pk).attempts == 0  # the target's fault, not the object's
+    weaviate_sync.counters.reset()
+    drain()
+    assert weaviate_sync.counters[BATCH_OBJECTS] == 0  # the edit is not sent again

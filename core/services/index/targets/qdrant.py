@@ -338,11 +338,18 @@ class QdrantTarget:
 
         def delete(client: QdrantClient) -> dict[int, str]:
             self.stats["delete batches"] += 1
-            client.delete(
-                self.config.collection_name,
-                points_selector=qm.PointIdsList(points=[str(u) for u in uuids]),
-                wait=True,
-            )
+            try:
+                client.delete(
+                    self.config.collection_name,
+                    points_selector=qm.PointIdsList(points=[str(u) for u in uuids]),
+                    wait=True,
+                )
+            except UnexpectedResponse as exc:
+                if exc.status_code in (401, 403, 408, 429, 502, 503, 504):
+                    raise
+                # An error answering this request: its objects fail, not the target.
+                logger.warning("Qdrant refused deleting %d points: %s", len(uuids), exc)
+                return dict.fromkeys(range(len(uuids)), str(exc)[:2000])
             return {}
 
         return self._run("delete from", delete, missing={})

@@ -325,7 +325,18 @@ class WeaviateTarget:
                 return dict.fromkeys(range(len(objects)), message)
             return {index: error.message for index, error in result.errors.items()}
 
-        return self._call("write to", write)
+        return self._call_for_objects("write to", write, len(objects))
+
+    def _call_for_objects(self, action: str, fn, count: int) -> dict[int, str]:
+        """A write whose error answer from a live server fails its objects
+        (returned by index) instead of the whole target."""
+        try:
+            return self._call(action, fn)
+        except TargetUnavailable as exc:
+            if exc.reason != "unreachable" or not request_refused(exc.__cause__):
+                raise
+            logger.warning("Weaviate refused a request about %d objects: %s", count, exc)
+            return dict.fromkeys(range(count), str(exc))
 
     def delete_many(self, uuids: list[uuid.UUID]) -> dict[int, str]:
         if not uuids:
@@ -342,7 +353,7 @@ class WeaviateTarget:
             }
             return {i: failed[str(u)] for i, u in enumerate(uuids) if str(u) in failed}
 
-        return self._call("delete from", delete)
+        return self._call_for_objects("delete from", delete, len(uuids))
 
     def fetch(self, object_uuid: uuid.UUID) -> dict | None:
         obj = self._call(
@@ -558,6 +569,36 @@ class WeaviateTarget:
             for o in result.objects[:limit]
         ]
         return SearchPage(hits=hits, total=None, has_next=len(result.objects) > limit)
+
+
+# Answers that say the server, not the request, is in trouble: the target is
+# unavailable. Any other error answering a write is about the objects it
+# carried: they fail (an attempt counted each), and the target stays usable.
+_UNAVAILABLE_HTTP = frozenset({401, 403, 408, 429, 502, 503, 504})
+_UNAVAILABLE_GRPC = frozenset(
+    {"UNAVAILABLE", "DEADLINE_EXCEEDED", "UNAUTHENTICATED", "PERMISSION_DENIED", "CANCELLED"}
+)
+
+
+def request_refused(exc: BaseException | None) -> bool:
+    """Whether the server answered this one request with an error about it
+    (an HTTP 4xx/5xx or a gRPC status that is not about reachability, load or
+    credentials). A refused connection or a timeout is not an answer."""
+    seen = 0
+    while exc is not None and seen < 6:
+        if isinstance(exc, UnexpectedStatusCodeError):
+            return exc.status_code not in _UNAVAILABLE_HTTP
+        code = getattr(exc, "code", None)
+        if callable(code) and hasattr(exc, "details"):  # a grpc.RpcError
+            try:
+                name = code().name
+            except Exception:  # not a call that holds a status
+                name = ""
+            if name:
+                return name not in _UNAVAILABLE_GRPC
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _status_code(exc: BaseException) -> int | None:
