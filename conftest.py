@@ -30,6 +30,13 @@ def _media_root(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _inline_drains(settings):
+    """A save's drain runs in the test's own thread (with the inline task
+    backend), so a test can assert on the index right after the save."""
+    settings.AGIRA_SYNC_INLINE = True
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2 is slow by design; tests only need a hash that checks.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -62,7 +62,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the container's health check has no proxy in front and no public Host.
+    "core.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # gunicorn serves no files itself: static files come from STATIC_ROOT, right
+    # after the HTTPS redirect and before sessions, so they cost no database query.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -127,7 +132,22 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# Outside AGIRA_VAR_DIR: the image collects its files at build time, and var/ is a volume.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
+if not PRODUCTION:
+    # WhiteNoise warns about a missing folder; nothing may have been collected yet.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Production serves `collectstatic`'s output: names carry a hash of the content
+    # (cached for a year) and gzip copies sit beside them. It needs the manifest that
+    # collectstatic writes, so development and tests keep the plain storage.
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage",
+    },
+}
 
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
@@ -154,11 +174,28 @@ TASKS = {
     }
 }
 
+# HTTPS (docs/operations.md, "Production settings"): on by default in production.
 if PRODUCTION:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if not SECURE_HSTS_PRELOAD:
+    # Asking browsers to preload the domain is its owner's choice, hard to undo, and
+    # only possible for a registrable domain: the deploy check need not nag about it.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Trusting X-Forwarded-Proto (or the like) is safe only behind a proxy that always
+# sets it; otherwise any client could claim HTTPS. Off unless named, e.g.
+# AGIRA_PROXY_SSL_HEADER=X-Forwarded-Proto (or HTTP_X_FORWARDED_PROTO).
+_proxy_ssl_header = env.str("AGIRA_PROXY_SSL_HEADER", default="").strip().upper().replace("-", "_")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = (
+        _proxy_ssl_header if _proxy_ssl_header.startswith("HTTP_") else f"HTTP_{_proxy_ssl_header}",
+        "https",
+    )
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
@@ -191,6 +228,11 @@ AGIRA_SYNC_OPERATIONS = env.list("AGIRA_SYNC_OPERATIONS", default=["create", "up
 # queued: after commit a task drains the outbox (the task backend decides where
 # it runs); immediate: the committing process drains it itself, right away.
 AGIRA_SYNC_MODE = env.str("AGIRA_SYNC_MODE", default="queued")
+# With a task backend that runs tasks inline (development without a worker),
+# queued drains run in a background thread of the saving process; true runs
+# them in the committing thread itself (the test suite, to assert right after
+# a save).
+AGIRA_SYNC_INLINE = env.bool("AGIRA_SYNC_INLINE", default=False)
 AGIRA_SYNC_BATCH_SIZE = env.int("AGIRA_SYNC_BATCH_SIZE", default=500)
 # Per-object failures retry with exponential backoff (base * 2^n seconds,
 # jittered, capped) and stay failed after this many attempts.

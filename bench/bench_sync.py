@@ -21,6 +21,11 @@ Everything runs in one process, on loopback only, in a fresh temporary directory
    A sensitivity check (2d, ``--rtt-ms``, default 1 ms, not a goal) repeats the drain and
    the careful loop with the server sleeping before every answer, as a network would.
 
+3. The first save of a fresh process with the inline task backend (development without
+   a worker): a child process saves once, then 20 times more; the first save against the
+   median of the others (goal: at most 2x), with the drain in the saving thread (as it
+   was) and in the process's background drain thread (as it is).
+
 It asserts nothing on time: each goal is printed with PASS or MISS and the script exits 0
 (1 only if a section crashed). When a drain goal is missed (or with ``--profile``) more
 drains run, instrumented per phase and under cProfile, to show where the time goes.
@@ -33,6 +38,7 @@ import cProfile
 import dataclasses
 import functools
 import io
+import json
 import os
 import platform
 import pstats
@@ -964,6 +970,79 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+GOAL_FIRST_SAVE_RATIO = 2.0  # the first save of a fresh process / a warm save: at most
+
+FIRST_SAVE_CHILD = """
+import json, os, statistics, time
+import django
+django.setup()
+from core.models import Item, Project
+from core.services.index.engine import wait_for_background_drain
+project = Project.objects.order_by("pk").first()
+started = time.perf_counter()
+Item.objects.create(project=project, title="The first save of a fresh process")
+first = time.perf_counter() - started
+drained = wait_for_background_drain(300)
+warm = []
+for n in range(20):
+    started = time.perf_counter()
+    Item.objects.create(project=project, title=f"A warm save {n}")
+    warm.append(time.perf_counter() - started)
+    wait_for_background_drain(300)
+print("RESULT=" + json.dumps({"first": first, "warm": warm, "drained": drained}))
+"""
+
+
+def bench_first_save(tmp: Path, runs: int = 5) -> dict[str, Any]:
+    """3. The first save of a fresh process, with the inline task backend (development
+    without a worker, where drains run in the saving process): before, the drain ran in
+    the saving thread (AGIRA_SYNC_INLINE=true: importing the index client and loading the
+    model inside the save); now it runs in a background thread. With sync off, the same
+    measures Django's own first INSERT, the floor of the ratio. Each mode runs `runs`
+    fresh processes; the medians are printed."""
+    section("3. The first save of a fresh process (inline task backend, no worker)")
+    env = {k: v for k, v in os.environ.items() if k not in ("AGIRA_TASKS_BACKEND", "LOG_LEVEL")}
+    env["AGIRA_EMBEDDED_PATH"] = str(tmp / "first-save-index" / "agira.db")
+    modes = (
+        ("sync off (Django alone)", {"AGIRA_SYNC_ENABLED": "false"}),
+        ("drain in the saving thread (before)", {"AGIRA_SYNC_INLINE": "true"}),
+        ("drain in a background thread (now)", {"AGIRA_SYNC_INLINE": "false"}),
+    )
+    results = {}
+    rows = []
+    for label, extra in modes:
+        firsts, warms = [], []
+        for _ in range(runs):
+            proc = subprocess.run(
+                [sys.executable, "-c", FIRST_SAVE_CHILD],
+                env={**env, **extra},
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT=")), None)
+            if proc.returncode or line is None:
+                raise RuntimeError(f"the child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+            data = json.loads(line[len("RESULT=") :])
+            firsts.append(data["first"])
+            warms.append(statistics.median(data["warm"]))
+        first, warm = statistics.median(firsts), statistics.median(warms)
+        results[label] = {"first": first, "warm": warm, "ratio": first / warm}
+        rows.append(
+            [label, f"{first * 1000:.1f} ms", f"{warm * 1000:.1f} ms", f"x{first / warm:.1f}"]
+        )
+    table(["", "first save", "warm save", "first / warm"], rows, "lrrr")
+    now = results["drain in a background thread (now)"]
+    floor = results["sync off (Django alone)"]
+    out(
+        f"  first save / warm save now: x{now['ratio']:.2f} (Django alone x{floor['ratio']:.2f}) "
+        f"[goal <= {GOAL_FIRST_SAVE_RATIO:g}: {verdict(now['ratio'] <= GOAL_FIRST_SAVE_RATIO)}]"
+    )
+    return results
+
+
 def main() -> int:
     args = parse_args()
     tmp = prepare_environment(args)
@@ -996,6 +1075,8 @@ def main() -> int:
             results["drain"] = bench_drain(server, selected, args.objects)
         with guarded("per-object loops"):
             results.update(bench_loops(args, server, selected))
+        with guarded("first save"):
+            results["first_save"] = bench_first_save(tmp)
         if args.rtt_ms > 0 and "drain" in results:
             with guarded("round-trip sensitivity"):
                 results["rtt"] = bench_rtt(args, server, selected)

@@ -180,7 +180,13 @@ def _enqueue_drain() -> None:
     from .tasks import drain_outbox
 
     if not drain_outbox.get_backend().supports_defer:
-        drain_outbox.enqueue()  # e.g. the inline backend: runs now
+        # The inline backend (development without a worker): the drain runs
+        # in this process, but never in the request that saved (importing an
+        # index client or loading the model must not slow a save).
+        if settings.AGIRA_SYNC_INLINE:
+            drain_outbox.enqueue()  # runs now, in this thread (tests, scripts)
+        else:
+            _background.kick()
         return
     now = timezone.now()
     with _enqueue_lock:
@@ -193,6 +199,64 @@ def _enqueue_drain() -> None:
         with _enqueue_lock:
             _pending_drain_at = None
         raise
+
+
+class _BackgroundDrain:
+    """One thread per process that drains after commits, for task backends
+    that run tasks inline. Kicks while it drains make it drain once more; it
+    ends after a quiet while and starts again on the next kick."""
+
+    IDLE_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread: threading.Thread | None = None
+
+    def kick(self) -> None:
+        with self._lock:
+            self._idle.clear()
+            self._wanted.set()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="agira-sync-drain", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        from .tasks import drain_outbox
+
+        try:
+            while self._wanted.wait(self.IDLE_SECONDS):
+                self._wanted.clear()
+                try:
+                    drain_outbox.enqueue()  # the inline backend: runs here
+                except Exception:
+                    logger.exception("The background drain failed; the changes wait")
+                finally:
+                    connections.close_all()  # this thread's own connections
+                with self._lock:
+                    if not self._wanted.is_set():
+                        self._idle.set()
+        finally:
+            with self._lock:
+                self._thread = None
+                self._idle.set()
+
+    def wait(self, timeout: float = 30.0) -> bool:
+        """Until the drains asked for so far have run (tests, benches)."""
+        return self._idle.wait(timeout)
+
+
+_background = _BackgroundDrain()
+
+
+def wait_for_background_drain(timeout: float = 30.0) -> bool:
+    return _background.wait(timeout)
 
 
 def reset_enqueue_window() -> None:

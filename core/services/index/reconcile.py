@@ -256,8 +256,8 @@ class TargetResult:
         if failed:
             return f"{failed} object{'s' * (failed != 1)} failed"
         if self.differences:
-            verb = "would change" if self.dry_run else "differs in"
-            return f"not in sync: {verb} {self.differences} object{'s' * (self.differences != 1)}"
+            count = f"{self.differences} object{'s' * (self.differences != 1)}"
+            return f"would change {count}" if self.dry_run else f"{count} left differing"
         return "in sync"
 
     @property

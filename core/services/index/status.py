@@ -51,6 +51,17 @@ class ObjectStatus:
     def primary(self) -> TargetState:
         return self.targets[0]
 
+    @property
+    def poll_seconds(self) -> int:
+        """How often a button showing this should ask again: 0 once every
+        target has settled (green, red or grey). A retry waits out its backoff
+        (seconds to an hour), so asking often would only cost requests."""
+        amber = [state for state in self.targets if state.colour == AMBER]
+        if not amber:
+            return 0
+        retrying = all(state.record is not None and state.record.attempts for state in amber)
+        return 10 if retrying else 2
+
 
 def resolve(object_type: str, object_id: str) -> Model | None:
     """The object behind a (type, id) from a URL, or None."""
@@ -166,7 +177,9 @@ def _verdict(state: TargetState, in_outbox: bool, *, document_found: bool | None
             state.reason = record.last_error
         return state
     if record and record.state == SyncState.FAILED:
-        state.colour, state.summary, state.reason = RED, "Sync failed", record.last_error
+        lost = record.last_error == LOST
+        state.colour, state.reason = RED, record.last_error
+        state.summary = "Not in the index" if lost else "Sync failed"
         return state
     if document_found is False:
         state.colour, state.summary = RED, "Not in the index"
@@ -211,7 +224,8 @@ def _target_state(
 
 
 LOST = (
-    "The index no longer holds this object (removed outside Agira): push it, or run sync_weaviate."
+    "The index does not hold this object: it was removed behind Agira's back. Push it to "
+    "write it now, or run sync_weaviate."
 )
 
 

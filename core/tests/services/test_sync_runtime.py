@@ -186,3 +186,30 @@ def test_saves_in_one_window_share_one_drain_task(weaviate_sync, settings):
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
     assert weaviate_sync.store.count("AgiraObject") == 11
     assert not SyncOutbox.objects.exists()
+
+
+def test_without_a_worker_the_drain_runs_beside_the_save_not_in_it(sync, settings):
+    """The inline task backend (development without a worker): a save returns
+    before its drain, which runs in the process's background drain thread and
+    writes the change a moment later."""
+    from django_tasks.signals import task_started
+
+    from core.services.index.engine import wait_for_background_drain
+
+    settings.AGIRA_SYNC_INLINE = False
+    threads: list[str] = []
+
+    def started(sender, task_result, **kwargs):
+        threads.append(threading.current_thread().name)
+
+    task_started.connect(started)
+    try:
+        item = factories.make_item(title="Saved at once")
+        assert wait_for_background_drain(60)
+    finally:
+        task_started.disconnect(started)
+    assert threads
+    assert set(threads) == {"agira-sync-drain"}
+    assert threading.current_thread().name not in threads
+    assert sync.get("item", item.pk)["title"] == "Saved at once"
+    assert sync.record("item", item.pk).state == SyncState.SYNCED

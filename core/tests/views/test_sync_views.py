@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from core.models import SyncRecord, SyncState, WeaviateConfiguration
+from core.services.index import drain
 from core.services.index.documents import object_uuid
 from core.tests import factories
 
@@ -68,6 +69,11 @@ def test_missing_is_red_and_push_writes_it_and_fires_the_refresh_event(browser, 
     assert "This object is not in the index." in html
     assert "removed behind Agira" in html
     assert 'id="weaviate-push"' in html
+    # From now on the records say so too: the button and the list's badge agree.
+    assert colour(status(browser, "item", item.pk)) == "red"
+    from core.services.index.status import badge_states
+
+    assert badge_states("item", [item.pk]) == {str(item.pk): "red"}
 
     response = browser.post(
         reverse("core:weaviate-push", args=["item", item.pk]), HTTP_HX_REQUEST="true"
@@ -87,6 +93,27 @@ def test_pending_is_amber(browser, settings):
     button = status(browser, "item", item.pk)
     assert colour(button) == "amber"
     assert "Change pending" in button.content.decode()
+
+
+def test_an_amber_button_asks_again_until_it_settles(browser, weaviate_sync, settings):
+    settings.TASKS = DB_TASKS  # the change waits for the worker
+    item = factories.make_item(title="Waiting")
+    every_2s = "every 2s [document.visibilityState === 'visible']"
+    assert every_2s in status(browser, "item", item.pk).content.decode()
+
+    # Retrying waits out a backoff: asking every 2 s would only cost requests.
+    drain()
+    SyncRecord.objects.filter(object_type="item", object_id=item.pk).update(
+        state=SyncState.PENDING, attempts=2, last_error="timed out"
+    )
+    assert "every 10s [" in status(browser, "item", item.pk).content.decode()
+
+    SyncRecord.objects.filter(object_type="item", object_id=item.pk).update(
+        state=SyncState.SYNCED, attempts=0, last_error=""
+    )
+    settled = status(browser, "item", item.pk)
+    assert colour(settled) == "green"
+    assert "weaviate-poll" not in settled.content.decode()
 
 
 def test_failed_is_red_with_the_error(browser, weaviate_sync, settings):
@@ -280,3 +307,25 @@ def test_people_who_do_not_run_agira_see_plain_states_without_internals(weaviate
     for secret in ("Weaviate", "127.0.0.1", str(weaviate_sync.http_port), "liveness"):
         assert secret not in modal
     assert "Not available now" in modal or "Waiting" in modal
+
+
+@pytest.mark.parametrize("object_id", ["99999999999999999999999", "²", "-1", "1e3", "0x10"])
+def test_an_id_that_cannot_be_a_key_is_404_on_every_sync_route(browser, object_id):
+    for name in ("core:weaviate-status", "core:weaviate-object"):
+        response = browser.get(reverse(name, args=["item", object_id]))
+        assert response.status_code == 404, (name, response.status_code)
+    push = reverse("core:weaviate-push", args=["item", object_id])
+    assert browser.post(push).status_code == 404
+
+
+def test_with_sync_switched_off_buttons_and_badges_are_grey(browser, settings):
+    from core.services.index.status import badge_states
+
+    item = factories.make_item(title="Not synced")
+    settings.AGIRA_SYNC_ENABLED = False
+    response = status(browser, "item", item.pk)
+    assert colour(response) == "grey"
+    button = response.content.decode()
+    assert "Sync is off" in button
+    assert "push" not in button.lower()
+    assert badge_states("item", [item.pk]) == {str(item.pk): "grey"}

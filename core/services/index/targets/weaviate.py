@@ -152,12 +152,12 @@ class WeaviateTarget:
             text = f"{text.rstrip(' .')} ({type(cause).__name__}: {cause})"
         text = redact(text, self.config.api_key)
         status = _status_code(exc)
-        if isinstance(exc, AuthenticationFailedError) or status == 401:
+        if isinstance(exc, AuthenticationFailedError) or status in (401, 16):
             reason, message = (
                 "auth",
                 (f"Weaviate at {self.config.describe()} rejected the API key (401 Unauthorized)."),
             )
-        elif status == 403:
+        elif status in (403, 7):  # 7: gRPC PERMISSION_DENIED
             reason, message = (
                 "auth",
                 (f"Weaviate at {self.config.describe()} refused access (403 Forbidden)."),
@@ -578,6 +578,10 @@ _UNAVAILABLE_HTTP = frozenset({401, 403, 408, 429, 502, 503, 504})
 _UNAVAILABLE_GRPC = frozenset(
     {"UNAVAILABLE", "DEADLINE_EXCEEDED", "UNAUTHENTICATED", "PERMISSION_DENIED", "CANCELLED"}
 )
+# The same by number (the client's UnexpectedStatusCodeError carries a gRPC
+# status as its number): CANCELLED 1, DEADLINE_EXCEEDED 4, PERMISSION_DENIED 7,
+# UNAVAILABLE 14, UNAUTHENTICATED 16.
+_UNAVAILABLE_GRPC_CODES = frozenset({1, 4, 7, 14, 16})
 
 
 def request_refused(exc: BaseException | None) -> bool:
@@ -587,6 +591,8 @@ def request_refused(exc: BaseException | None) -> bool:
     seen = 0
     while exc is not None and seen < 6:
         if isinstance(exc, UnexpectedStatusCodeError):
+            if exc.status_code < 100:  # a gRPC status, by number
+                return exc.status_code not in _UNAVAILABLE_GRPC_CODES
             return exc.status_code not in _UNAVAILABLE_HTTP
         code = getattr(exc, "code", None)
         if callable(code) and hasattr(exc, "details"):  # a grpc.RpcError
