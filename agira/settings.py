@@ -154,8 +154,11 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
 # Attachments larger than this are refused with a form error (bytes).
 AGIRA_MAX_UPLOAD_BYTES = env.int("AGIRA_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
-# Request bodies are read up to the upload limit plus room for the form fields.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# The form fields of a request (files not counted), read into memory. Kept far
+# above the longest form (core.forms.MAX_TEXT_CHARS: 100,000 characters, at most
+# 1.2 MB URL-encoded) so that an over-long text up to this size reaches the form
+# and comes back with an error; past it Django answers with a bare 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 AGIRA_ITEMS_PER_PAGE = env.int("AGIRA_ITEMS_PER_PAGE", default=25)
