@@ -147,6 +147,8 @@ def main() -> int:
             agira_seconds = time.perf_counter() - started
             agira_requests = server.request_count()
             assert report.exit_code == 0, report.message
+            # The worker counts at the transport: what it reports is what the server saw.
+            assert report.requests == agira_requests, (report.requests, agira_requests)
             assert report.counts["items_moved"] == len(changed), report.counts
 
             server.requests.clear()
@@ -158,6 +160,7 @@ def main() -> int:
             server.requests.clear()
             third = worker.run()
             unchanged_requests = server.request_count()
+            assert third.requests == unchanged_requests, (third.requests, unchanged_requests)
             unchanged_304 = sum(1 for r in server.requests if r.status == 304)
         server.stop()
         assert not guard.blocked, guard.blocked

@@ -17,7 +17,24 @@ class GitHubConfigurationForm(WriteOnlySecretForm):
 
     class Meta:
         model = GitHubConfiguration
-        fields = ["enabled", "base_url", "token", "timeout", "max_rate_limit_wait", "batch_size"]
+        fields = [
+            "enabled",
+            "base_url",
+            "token",
+            "timeout",
+            "max_rate_limit_wait",
+            "batch_size",
+            "pr_repository_minutes",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Left empty, or missing from a form posted before it existed: the stored value stays.
+        self.fields["pr_repository_minutes"].required = False
+
+    def clean_pr_repository_minutes(self) -> int:
+        value = self.cleaned_data.get("pr_repository_minutes")
+        return self.instance.pr_repository_minutes if value is None else value
 
 
 @admin.register(GitHubConfiguration)
@@ -27,7 +44,7 @@ class GitHubConfigurationAdmin(ConnectionAdmin):
     fieldsets = [
         (None, {"fields": ["enabled"]}),
         ("Server", {"fields": ["base_url", "token", "clear_token", "timeout"]}),
-        ("Runs", {"fields": ["max_rate_limit_wait", "batch_size"]}),
+        ("Runs", {"fields": ["max_rate_limit_wait", "batch_size", "pr_repository_minutes"]}),
     ]
 
     def check_connection(self) -> tuple[bool, str]:
@@ -40,10 +57,26 @@ class GitHubConfigurationAdmin(ConnectionAdmin):
 
 @admin.register(GitHubRepository)
 class GitHubRepositoryAdmin(admin.ModelAdmin):
-    list_display = ["full_name", "checkpoint", "last_checked_at", "previous_names", "last_error"]
+    list_display = [
+        "full_name",
+        "checkpoint",
+        "last_checked_at",
+        "previous_names",
+        "failures",
+        "next_attempt_at",
+        "last_error",
+    ]
     list_filter = ["last_checked_at"]
     search_fields = ["full_name", "last_error"]
-    readonly_fields = ["github_id", "etag", "previous_names", "last_checked_at", "last_error"]
+    readonly_fields = [
+        "github_id",
+        "etag",
+        "previous_names",
+        "last_checked_at",
+        "last_error",
+        "failures",
+        "next_attempt_at",
+    ]
     fields = ["full_name", "checkpoint", *readonly_fields]
 
 

@@ -127,6 +127,13 @@ class GitHubConfiguration(SingletonModel):
     batch_size = models.PositiveIntegerField(
         default=200, help_text="Most mappings looked at in one run; the rest wait for the next."
     )
+    pr_repository_minutes = models.PositiveIntegerField(
+        "list repositories of pull requests only every",
+        default=60,
+        help_text="Minutes. A repository where items link pull requests but no issue (a "
+        "fork, say) is listed at most this often; its pull requests are also refreshed "
+        "whenever the issue they reference changes.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -148,8 +155,21 @@ class GitHubRepository(models.Model):
     )
     etag = models.CharField(max_length=200, blank=True)
     previous_names = models.JSONField(default=list, blank=True)
-    last_checked_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    last_checked_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a listing last found changes (for a repository of pull requests "
+        "only: when it was last listed).",
+    )
+    last_error = models.TextField(
+        blank=True, help_text="What GitHub said the last time it failed; cleared by a listing."
+    )
+    # A repository GitHub does not answer for (deleted, renamed away, no access) backs off
+    # like a failing link instead of costing a request every run.
+    failures = models.PositiveIntegerField(default=0, help_text="Failed runs in a row.")
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="Backing off after a failure: not listed before this."
+    )
 
     class Meta:
         ordering = ["full_name"]

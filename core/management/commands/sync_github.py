@@ -1,11 +1,13 @@
 """Bring linked GitHub issues and pull requests, their items and their index
-documents up to date (seed 002). Meant for cron; see docs/operations.md.
+documents up to date (seed 002). Meant for cron; see docs/github.md.
 
 Exit codes:
   0  done, nothing failed
-  1  done, some links failed or will be retried (listed in the output and on the dashboard)
+  1  done, some links or repositories failed or will be retried (listed in the output
+     and on the dashboard)
   2  another run is in progress
-  3  not configured, the token was refused, or GitHub is unreachable
+  3  not configured, the token was refused, GitHub is unreachable, or PyGithub cannot
+     use GitHub's answers (a base URL naming another host than GitHub's URLs, say)
   4  stopped by GitHub's rate limit (what was done is kept; run again after the time shown)
 """
 
@@ -20,6 +22,8 @@ COUNT_LABELS = (
     ("repositories", "repositories listed"),
     ("repositories_unchanged", "  unchanged (304)"),
     ("repositories_failed", "repositories that failed"),
+    ("repositories_waiting", "repositories backing off (skipped)"),
+    ("repositories_later", "repositories of PRs only (not due)"),
     ("repositories_renamed", "repositories renamed or moved"),
     ("queued", "links queued as changed"),
     ("mappings", "links looked at"),

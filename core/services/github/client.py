@@ -7,7 +7,10 @@
 - The repository listing is a conditional request (`If-None-Match` with the
   stored ETag) through PyGithub's requester: an unchanged repository costs one
   request that GitHub does not count against the rate limit.
-- Every request is counted (`requests`), so each run can say what it cost.
+- Every request is counted where it is sent, at urllib3 (`Transport`, fed by
+  `BoundedRetry`): the retries urllib3 makes and the redirects PyGithub follows
+  are requests too, and the rate limit left is the last response's, even one
+  PyGithub never saw (the rate-limit answer that stopped the run).
 
 Errors are classified once, here (`classify`), into what the worker does
 about them.
@@ -33,6 +36,7 @@ from github.GithubException import (
     RateLimitExceededException,
     UnknownObjectException,
 )
+from urllib3.exceptions import ConnectTimeoutError
 
 from .config import GitHubSettings
 
@@ -41,25 +45,66 @@ logger = logging.getLogger("agira.github")
 PER_PAGE = 100
 
 
+class Transport:
+    """What went over the wire for one client: the requests sent, and the rate limit
+    of a response that PyGithub never read (it raised inside urllib3)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.unread_rate: tuple[int, datetime | None] | None = None
+
+    def note_rate(self, headers) -> None:
+        remaining = _header(headers, "x-ratelimit-remaining")
+        reset = _header(headers, "x-ratelimit-reset")
+        if remaining.strip().lstrip("-").isdigit():
+            when = datetime.fromtimestamp(int(reset), UTC) if reset.isdigit() else None
+            self.unread_rate = (int(remaining), when)
+
+
 class BoundedRetry(GithubRetry):
-    """`GithubRetry` that never sleeps longer than `max_rate_limit_wait`.
+    """`GithubRetry` that never sleeps longer than `max_rate_limit_wait`, and counts.
 
     `GithubRetry` caps the wait it computes for a 403 rate limit, but a
     `Retry-After` header (403 or 429) is slept by urllib3 itself, uncapped,
     and a 429 is not treated as a rate limit at all. Here both are checked
     first: a wait above the cap raises `RateLimitExceededExceedsMaxWait`.
+
+    The retry object is the one per-client hook PyGithub 2.10 gives into its
+    transport (`Github(retry=...)` reaches the `HTTPAdapter` of every connection,
+    and urllib3 copies it through `new()` from one attempt to the next), so the
+    counting lives here: urllib3 asks `is_retry` about every response it receives,
+    and calls `increment` for every attempt that got none.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, transport: Transport | None = None, **kwargs: Any) -> None:
+        self.transport = transport or Transport()
         kwargs.setdefault("status_forcelist", [*range(500, 600), 429])
         kwargs.setdefault(
             "raise_on_status", False
         )  # the last 5xx reaches PyGithub as a GithubException
         super().__init__(**kwargs)
 
+    def new(self, **kw: Any):
+        kw["transport"] = self.transport
+        return super().new(**kw)
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        self.transport.requests += 1
+        retry = super().is_retry(method, status_code, has_retry_after)
+        if not retry:
+            # PyGithub reads this response's rate limit itself.
+            self.transport.unread_rate = None
+        return retry
+
     def increment(
         self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None
     ):
+        if response is not None:
+            self.transport.note_rate(response.headers)
+        elif error is not None and not isinstance(error, ConnectTimeoutError):
+            # Sent, but no answer came back (a read timeout, a dropped connection);
+            # a connection that never opened sent nothing.
+            self.transport.requests += 1
         if (
             response is not None
             and response.status in (403, 429, 503)
@@ -90,17 +135,18 @@ def rate_limit_wait(headers) -> float | None:
 
 
 # -- what went wrong, and what to do about it ------------------------------------------
-PERMANENT, TRANSIENT, RATE_LIMITED, UNAUTHORIZED = (
+PERMANENT, TRANSIENT, RATE_LIMITED, UNAUTHORIZED, MISCONFIGURED = (
     "permanent",
     "transient",
     "rate_limited",
     "unauthorized",
+    "misconfigured",  # PyGithub itself refused (another host in GitHub's URLs, say)
 )
 
 
 @dataclass(frozen=True)
 class Failure:
-    kind: str  # one of the four above
+    kind: str  # one of the five above
     message: str  # for people: never contains the token
     status: int | None = None
     retry_at: datetime | None = None  # rate limits: when GitHub lets us in again
@@ -132,7 +178,24 @@ def classify(exc: BaseException) -> Failure:
         )
     if isinstance(exc, requests.RequestException | OSError):
         return Failure(TRANSIENT, f"cannot reach GitHub: {type(exc).__name__}: {_scrub(str(exc))}")
-    raise exc
+    if _raised_by_pygithub(exc):
+        return Failure(
+            MISCONFIGURED,
+            f"PyGithub cannot use GitHub's answer ({type(exc).__name__}: "
+            f"{_scrub(str(exc))[:300]}); check the base URL",
+        )
+    raise exc  # ours: a bug
+
+
+def _raised_by_pygithub(exc: BaseException) -> bool:
+    """Whether `exc` comes from inside PyGithub (its innermost frame is PyGithub's)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "")
+    return module == "github" or module.startswith("github.")
 
 
 def _status(exc: BaseException) -> int | None:
@@ -194,8 +257,9 @@ class PullRef:
 class GitHubAPI:
     def __init__(self, config: GitHubSettings) -> None:
         self.config = config
-        self.requests = 0
+        self.transport = Transport()
         retry = BoundedRetry(
+            transport=self.transport,
             total=settings.AGIRA_GITHUB_RETRIES,
             backoff_factor=settings.AGIRA_GITHUB_RETRY_BACKOFF,
             max_rate_limit_wait=config.max_rate_limit_wait,
@@ -221,8 +285,15 @@ class GitHubAPI:
         return text.replace(token, "[token]") if token and len(token) >= 4 else text
 
     @property
+    def requests(self) -> int:
+        """Requests sent so far, retries and followed redirects included."""
+        return self.transport.requests
+
+    @property
     def rate_limit(self) -> tuple[int | None, datetime | None]:
         """Remaining requests and the reset time, as of the last response (no request)."""
+        if self.transport.unread_rate is not None:
+            return self.transport.unread_rate
         remaining, _limit = self.gh.requester.rate_limiting
         reset = self.gh.requester.rate_limiting_resettime
         return (
@@ -233,7 +304,6 @@ class GitHubAPI:
     # One repository's issues updated since a moment, newest first.
     def repository(self, full_name: str) -> dict:
         """The repository's JSON (its numeric id, and its current name if it moved)."""
-        self.requests += 1
         _headers, data = self.gh.requester.requestJsonAndCheck("GET", f"/repos/{full_name}")
         return data or {}
 
@@ -247,7 +317,6 @@ class GitHubAPI:
         # By id: a renamed or transferred repository answers here without a redirect
         # (PyGithub follows a 301 without the query string).
         url = f"/repositories/{repository_id}/issues"
-        self.requests += 1
         status, response_headers, body = self.gh.requester.requestJson(
             "GET", url, parameters=parameters, headers=headers
         )
@@ -261,18 +330,15 @@ class GitHubAPI:
             next_url = _next_link(_header(response_headers, "link"))
             if not next_url or since is None:
                 return listing
-            self.requests += 1
             status, response_headers, body = self.gh.requester.requestJson("GET", next_url)
 
     def issue(self, repository: str, number: int):
-        self.requests += 1
         return self.gh.get_repo(repository).get_issue(number)
 
     def timeline(self, issue) -> list:
         return self._collect(issue.get_timeline())
 
     def pull(self, repository: str, number: int):
-        self.requests += 1
         return self.gh.get_repo(repository).get_pull(number)
 
     def pull_files(self, pull, limit: int) -> tuple[list[str], bool]:
@@ -288,7 +354,6 @@ class GitHubAPI:
         out = []
         url = f"/repos/{repository}/commits/{sha}/pulls"
         while url:
-            self.requests += 1
             response_headers, data = self.gh.requester.requestJsonAndCheck(
                 "GET", url, {"per_page": PER_PAGE}
             )
@@ -305,7 +370,6 @@ class GitHubAPI:
             items.append(obj)
             if limit is not None and len(items) >= limit:
                 break
-        self.requests += max(1, math.ceil(len(items) / PER_PAGE))
         return items
 
 

@@ -13,6 +13,7 @@ ENV_OVERRIDES: dict[str, tuple[str, type]] = {
     "AGIRA_GITHUB_TIMEOUT": ("timeout", float),
     "AGIRA_GITHUB_MAX_RATE_LIMIT_WAIT": ("max_rate_limit_wait", int),
     "AGIRA_GITHUB_BATCH_SIZE": ("batch_size", int),
+    "AGIRA_GITHUB_PR_REPOSITORY_MINUTES": ("pr_repository_minutes", int),
 }
 
 
@@ -24,6 +25,7 @@ class GitHubSettings:
     timeout: float
     max_rate_limit_wait: int
     batch_size: int
+    pr_repository_minutes: int
     overridden: frozenset[str] = frozenset()
 
     @property
@@ -45,6 +47,13 @@ class GitHubSettings:
 
 
 def github_settings(config: GitHubConfiguration | None = None) -> GitHubSettings:
-    values, overridden = with_env_overrides(config or GitHubConfiguration.load(), ENV_OVERRIDES)
+    # Read, never create: a dry run (or the dashboard) on a new database writes nothing;
+    # an unsaved row holds the defaults.
+    if config is None:
+        config = (
+            GitHubConfiguration.objects.filter(pk=GitHubConfiguration.SINGLETON_PK).first()
+            or GitHubConfiguration()
+        )
+    values, overridden = with_env_overrides(config, ENV_OVERRIDES)
     values["base_url"] = values["base_url"].rstrip("/")
     return GitHubSettings(**values, overridden=overridden)

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count
 
-from core.models import ExternalIssueMapping, GitHubSyncRun, MappingSyncState
+from core.models import ExternalIssueMapping, GitHubRepository, GitHubSyncRun, MappingSyncState
 
 from .config import github_settings
 
@@ -19,6 +19,8 @@ class GitHubPanel:
     by_state: dict[str, int] = field(default_factory=dict)
     failed: list[ExternalIssueMapping] = field(default_factory=list)
     failed_total: int = 0
+    # Repositories GitHub did not answer for at their last listing (deleted, no access).
+    failed_repositories: list[GitHubRepository] = field(default_factory=list)
 
 
 def github_panel() -> GitHubPanel:
@@ -37,11 +39,20 @@ def github_panel() -> GitHubPanel:
         by_state=by_state,
         failed=list(failed.select_related("item")[:FAILED_SHOWN]),
         failed_total=by_state[MappingSyncState.FAILED] + by_state[MappingSyncState.BACKOFF],
+        failed_repositories=list(
+            GitHubRepository.objects.exclude(last_error="").order_by("full_name")[:FAILED_SHOWN]
+        ),
     )
 
 
 def retry_failed_links() -> int:
-    """Queue every failed or backing-off link for the next run."""
-    return ExternalIssueMapping.objects.filter(
+    """Queue every failed or backing-off link, and every backing-off repository, for
+    the next run; returns how many."""
+    links = ExternalIssueMapping.objects.filter(
         sync_state__in=[MappingSyncState.FAILED, MappingSyncState.BACKOFF]
     ).update(sync_state=MappingSyncState.PENDING, sync_attempts=0, next_attempt_at=None)
+    # The error stays shown until a listing succeeds.
+    repositories = GitHubRepository.objects.exclude(failures=0, next_attempt_at=None).update(
+        failures=0, next_attempt_at=None
+    )
+    return links + repositories

@@ -60,7 +60,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from urllib3.exceptions import ConnectTimeoutError
@@ -83,6 +83,7 @@ from core.services import runlock
 from core.services.index.engine import active_targets, backoff_delay, mark_for_sync
 
 from .client import (
+    MISCONFIGURED,
     RATE_LIMITED,
     TRANSIENT,
     UNAUTHORIZED,
@@ -96,7 +97,7 @@ from .config import GitHubSettings, github_settings
 
 logger = logging.getLogger("agira.github")
 
-# Exit codes of `manage.py sync_github` (documented in docs/operations.md).
+# Exit codes of `manage.py sync_github` (documented in docs/github.md).
 EXIT_OK, EXIT_FAILED, EXIT_LOCKED, EXIT_UNAVAILABLE, EXIT_RATE_LIMITED = 0, 1, 2, 3, 4
 LOCK_NAME = "github"
 HEARTBEAT_EVERY = 5.0
@@ -113,11 +114,17 @@ LEFT_ALONE_REASONS = {
 
 
 class StopRun(Exception):
-    """Nothing more can be done in this run (rate limit, token, GitHub down)."""
+    """Nothing more can be done in this run (rate limit, token, GitHub down, PyGithub
+    refusing GitHub's answers)."""
 
     def __init__(self, failure: Failure):
         super().__init__(failure.message)
         self.failure = failure
+
+
+def _stops(failure: Failure, exc: BaseException) -> bool:
+    """Whether a failure is the whole run's, not one link's or one repository's."""
+    return failure.kind in (RATE_LIMITED, UNAUTHORIZED, MISCONFIGURED) or _unreachable(exc)
 
 
 @dataclass
@@ -235,12 +242,18 @@ class Worker:
                 self.finish(GitHubRunStatus.FAILED, f"Stopped: {failure.message}.")
             return
         failed = self.counts["failed"] + self.counts["backoff"]
+        repositories = self.counts["repositories_failed"]
+        problems = []
+        if failed:
+            problems.append(f"{failed} mapping(s) failed or will be retried.")
+        if repositories:
+            problems.append(f"{repositories} repository(ies) failed and will be retried later.")
         self.finish(
-            GitHubRunStatus.PARTIAL if failed else GitHubRunStatus.COMPLETED,
-            f"{failed} mapping(s) failed or will be retried." if failed else "",
+            GitHubRunStatus.PARTIAL if problems else GitHubRunStatus.COMPLETED, " ".join(problems)
         )
 
     def finish(self, status: str, message: str) -> None:
+        message = self.api.scrub(message)
         remaining, _reset = self.api.rate_limit
         exit_code = {
             GitHubRunStatus.COMPLETED: EXIT_OK,
@@ -297,20 +310,47 @@ class Worker:
         if only:
             mappings = mappings.filter(repository=only)
         names = sorted(set(mappings.values_list("repository", flat=True)))
-        for name in names:
-            self.heartbeat()
-            self.scan_repository(name)
-
-    def scan_repository(self, name: str) -> None:
-        state = GitHubRepository.objects.filter(full_name=name).first() or GitHubRepository(
-            full_name=name
+        with_issues = set(
+            mappings.filter(kind=ExternalKind.ISSUE).values_list("repository", flat=True)
         )
+        states = {r.full_name: r for r in GitHubRepository.objects.filter(full_name__in=names)}
+        now = timezone.now()
+        for name in names:
+            state = states.get(name)
+            if state is not None and state.next_attempt_at and state.next_attempt_at > now:
+                logger.info("%s: backing off until %s", name, state.next_attempt_at)
+                self.counts["repositories_waiting"] += 1
+                continue
+            # A repository of pull requests only (forks, mostly): those are refreshed with
+            # the issue they reference, so listing them too is only for a PR that changed
+            # while its issue did not, and waits for the slower schedule (`--repo` lists
+            # it regardless).
+            slow = name not in with_issues
+            if slow and not only and not self.slow_repository_due(name, state, now):
+                self.counts["repositories_later"] += 1
+                continue
+            self.heartbeat()
+            self.scan_repository(name, state, slow=slow)
+
+    def slow_repository_due(self, name: str, state: GitHubRepository | None, now: datetime) -> bool:
+        seen = state.last_checked_at if state is not None else None
+        if seen is None:
+            # Never listed: its links were looked at when their issue synced.
+            seen = ExternalIssueMapping.objects.filter(repository=name).aggregate(
+                oldest=Min("last_synced_at")
+            )["oldest"]
+        interval = timedelta(minutes=self.api.config.pr_repository_minutes)
+        return seen is None or seen <= now - interval
+
+    def scan_repository(self, name: str, state: GitHubRepository | None, *, slow: bool) -> None:
+        state = state or GitHubRepository(full_name=name)
+        first_page: list[dict] = []
         try:
             if state.github_id is None:
                 # First sight: the repository's id, so that listings never depend on
                 # its name; then the newest update becomes the checkpoint (GitHub's
                 # clock, not ours) and the listing since it gives the ETag the next
-                # runs send. The repository's links are pending anyway.
+                # runs send.
                 found = self.api.repository(name)
                 state.github_id = found["id"]
                 current = (found.get("full_name") or name).lower()
@@ -323,21 +363,29 @@ class Worker:
                 state.github_id, since=state.checkpoint, etag=state.etag
             )
             if not listing.not_modified and state.checkpoint is None and listing.issues:
+                # New links are pending anyway, but links synced before the repository
+                # was first listed (pull requests found through an issue) are queued from
+                # this newest page if they changed since.
+                first_page = listing.issues
                 state.checkpoint = _newest(listing.issues)
                 listing = self.api.list_updated(state.github_id, since=state.checkpoint, etag="")
         except Exception as exc:
-            failure = classify(exc)
-            if failure.kind in (RATE_LIMITED, UNAUTHORIZED) or _unreachable(exc):
+            failure = classify(exc)  # re-raises what is not GitHub's (a bug)
+            if _stops(failure, exc):
                 raise StopRun(failure) from exc
-            self.error(f"listing {name}", failure)
-            self.counts["repositories_failed"] += 1
-            with self.writing():
-                GitHubRepository.objects.filter(full_name=name).update(last_error=failure.message)
+            self.repository_failed(name, state, failure)
             return
         self.counts["repositories"] += 1
         if listing.not_modified:
             self.counts["repositories_unchanged"] += 1
             logger.debug("%s: not modified", name)
+            if slow or state.failures or state.last_error:
+                # Written only here: an unchanged repository with issue links costs no
+                # write; one of pull requests only must remember when it was listed.
+                with self.writing():
+                    GitHubRepository.objects.filter(pk=state.pk).update(
+                        **_healthy(), last_checked_at=timezone.now()
+                    )
             return
         latest = _updates(listing.issues)
         current_name = name
@@ -354,21 +402,45 @@ class Worker:
                 latest = _updates(follow_up.issues) | latest
             except Exception as exc:
                 failure = classify(exc)
-                if failure.kind in (RATE_LIMITED, UNAUTHORIZED) or _unreachable(exc):
+                if _stops(failure, exc):
                     raise StopRun(failure) from exc
                 follow_up = Listing(not_modified=False, etag="")  # next run lists again
         with self.writing():
             if current_name != name:
                 state = self.follow_rename(state, name, current_name)
                 name = state.full_name
-            queued = self.queue_changed(name, latest)
+            queued = self.queue_changed(name, _updates(first_page) | latest)
             state.etag = listing.etag
             if advance:
                 state.checkpoint, state.etag = newest, follow_up.etag
             state.last_checked_at = timezone.now()
-            state.last_error = ""
+            for key, value in _healthy().items():
+                setattr(state, key, value)
             state.save()
         logger.info("%s: %s updated on GitHub, %s link(s) queued", name, len(latest), queued)
+
+    def repository_failed(self, name: str, state: GitHubRepository, failure: Failure) -> None:
+        """GitHub does not answer for a repository (deleted, no access, down): recorded
+        on it, and it backs off like a failing link. Never given up: a repository may
+        come back, and at the cap it costs one request a day."""
+        attempts = state.failures + 1
+        delay = backoff_delay(
+            attempts,
+            base=settings.AGIRA_GITHUB_BACKOFF_SECONDS,
+            cap=settings.AGIRA_GITHUB_BACKOFF_MAX_SECONDS,
+        )
+        self.counts["repositories_failed"] += 1
+        self.error(f"listing {name}", failure)
+        with self.writing():
+            GitHubRepository.objects.update_or_create(
+                full_name=name,
+                defaults={
+                    "last_error": self.api.scrub(failure.message),
+                    "failures": attempts,
+                    "next_attempt_at": timezone.now() + delay,
+                },
+            )
+        logger.warning("%s: backing off for %s (failure %s)", name, delay, attempts)
 
     def queue_changed(self, name: str, latest: dict[int, datetime]) -> int:
         """Queue the mappings whose issue GitHub updated after we last saw it."""
@@ -466,8 +538,8 @@ class Worker:
 
     def fail(self, mapping: ExternalIssueMapping, exc: Exception) -> None:
         failure = classify(exc)  # re-raises what is not GitHub's (a bug)
-        if failure.kind == RATE_LIMITED or _unreachable(exc):
-            raise StopRun(failure) from exc
+        if failure.kind in (RATE_LIMITED, MISCONFIGURED) or _unreachable(exc):
+            raise StopRun(failure) from exc  # the run's trouble, not the link's: no charge
         now = timezone.now()
         values = {"sync_error": failure.message, "last_synced_at": now}
         if failure.kind == TRANSIENT:
@@ -596,7 +668,7 @@ class Worker:
             return self.api.commit_pulls(repository, sha)
         except Exception as exc:
             failure = classify(exc)
-            if failure.kind in (RATE_LIMITED, UNAUTHORIZED) or _unreachable(exc):
+            if _stops(failure, exc):
                 raise StopRun(failure) from exc
             if failure.kind == TRANSIENT:
                 raise
@@ -612,7 +684,7 @@ class Worker:
             return self.fetch_pull(existing, ref, closes=closes)
         except Exception as exc:
             failure = classify(exc)
-            if failure.kind in (RATE_LIMITED, UNAUTHORIZED) or _unreachable(exc):
+            if _stops(failure, exc):
                 raise StopRun(failure) from exc
             if failure.kind == TRANSIENT:
                 raise  # the issue's mapping backs off and tries again
@@ -720,6 +792,11 @@ def _unreachable(exc: BaseException) -> bool:
     reason = exc.args[0] if exc.args else None
     reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
     return isinstance(reason, ConnectTimeoutError)  # NewConnectionError, NameResolutionError too
+
+
+def _healthy() -> dict:
+    """A repository's fields once GitHub answers for it again."""
+    return {"last_error": "", "failures": 0, "next_attempt_at": None}
 
 
 def _updates(issues: list[dict]) -> dict[int, datetime]:

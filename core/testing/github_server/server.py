@@ -162,7 +162,7 @@ class GitHubApp:
         if path == ENTERPRISE_PREFIX or path.startswith(ENTERPRISE_PREFIX + "/"):
             prefix = ENTERPRISE_PREFIX
             path = path[len(ENTERPRISE_PREFIX) :] or "/"
-        host = headers.get("Host") or ""
+        host = self.state.public_host or headers.get("Host") or ""
         if not _HOST_HEADER.match(host):
             host = self._address()
         web = f"http://{host}"
@@ -588,6 +588,18 @@ class GitHubTestServer:
         return self.base_url + ENTERPRISE_PREFIX
 
     @property
+    def public_host(self) -> str | None:
+        """``host[:port]`` that every URL in the answers names (JSON, ``Link``,
+        ``Location``) whatever host the request used; None (the default): the request's
+        own. Cleared by :meth:`reset`."""
+        return self.state.public_host
+
+    @public_host.setter
+    def public_host(self, value: str | None) -> None:
+        with self.state.lock:
+            self.state.public_host = value
+
+    @property
     def token(self) -> str | None:
         return self.state.token
 
@@ -662,6 +674,10 @@ class GitHubTestServer:
 
     def rename_repo(self, old: str, new: str) -> None:
         self.state.rename_repo(old, new)
+
+    def delete_repo(self, full_name: str) -> None:
+        """Delete ``owner/name`` (a fork that held pull requests, say): it answers 404."""
+        self.state.delete_repo(full_name)
 
     def add_issue(
         self,

@@ -256,6 +256,9 @@ class State:
         self.old_names: dict[str, int] = {}  # lower-case former full name -> repo id
         self.users: dict[str, int] = {}
         self.faults: list[Fault] = []
+        # Set: every URL in the answers names this host instead of the one the request
+        # used (GitHub Enterprise reached through an alias, a proxy in between).
+        self.public_host: str | None = None
         self.rate_used = 0
         self.rate_reset = int(time.time()) + RATE_WINDOW_SECONDS
         self._ids = {
@@ -379,6 +382,17 @@ class State:
             self.names[new.lower()] = repo.id
             self.old_names.pop(new.lower(), None)
             self.user_id(owner)
+
+    def delete_repo(self, full_name: str) -> None:
+        """The repository and what it holds are gone: its URLs answer 404 (by name, by
+        id, and its old names), and cross-references from its pull requests disappear
+        from other timelines, as on GitHub."""
+        with self.lock:
+            repo = self.repo(full_name)
+            del self.repos[repo.id]
+            del self.names[repo.full_name.lower()]
+            for old in [k for k, v in self.old_names.items() if v == repo.id]:
+                del self.old_names[old]
 
     # -- issues ------------------------------------------------------------------------------
     def issue(self, full_name: str, number: int) -> Issue:

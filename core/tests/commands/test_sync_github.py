@@ -74,3 +74,28 @@ def test_a_rate_limit_exits_4_and_says_when_to_run_again(github):
 def test_bad_arguments_are_refused(db, args):
     with pytest.raises(CommandError):
         call_command("sync_github", *args)
+
+
+def test_a_pygithub_error_exits_3_with_one_line_and_no_traceback(github):
+    GitHubConfiguration.objects.update(base_url=github.enterprise_url)
+    github.public_host = "ghe.example.test"
+    link(github.add_issue(REPO))
+    github.rename_repo(REPO, "acme/gadgets")
+
+    code, out, err = run_command()
+
+    assert code == 3
+    assert "Traceback" not in out + err
+    reasons = [line for line in err.splitlines() if "ghe.example.test" in line]
+    assert len(reasons) == 1
+    assert TOKEN not in out + err
+
+
+def test_a_deleted_repository_exits_1_and_says_so(github):
+    link(1, repository="acme/gone")  # no such repository on GitHub
+
+    code, out, err = run_command("--repo", "acme/gone")
+
+    assert code == 1
+    assert "repositories that failed" in out
+    assert "acme/gone" in err

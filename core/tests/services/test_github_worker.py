@@ -561,3 +561,225 @@ def test_an_unreachable_github_stops_the_run_and_charges_no_link(github):
     assert "cannot reach GitHub" in report.message
     mapping.refresh_from_db()
     assert (mapping.sync_state, mapping.sync_attempts) == (MappingSyncState.PENDING, 0)
+
+
+# -- repositories that fail, PyGithub errors, counting, dry runs, other repositories -----
+FORKS = ("bob/widgets", "carol/widgets", "dave/widgets")
+
+
+def issue_with_prs_in_forks(server, forks=FORKS):
+    """An issue in REPO cross-referenced by one open pull request in each fork."""
+    number = server.add_issue(REPO, title="Needs a fix")
+    pulls = {}
+    for fork in forks:
+        server.add_repo(fork, fork_of=REPO)
+        pulls[fork] = server.add_pull(fork, title=f"Fix from {fork}")
+        server.cross_reference(issue=(REPO, number), pr=(fork, pulls[fork]))
+    return number, pulls
+
+
+def age_links(repository, *, hours=25):
+    """As if the links in `repository` were last looked at `hours` ago."""
+    then = timezone.now() - timedelta(hours=hours)
+    ExternalIssueMapping.objects.filter(repository=repository).update(last_synced_at=then)
+    GitHubRepository.objects.filter(full_name=repository).update(last_checked_at=then)
+
+
+def test_a_repository_answering_404_is_recorded_backed_off_and_shown(github, settings):
+    from django.test import Client
+    from django.urls import reverse
+
+    from core.tests import factories
+
+    settings.AGIRA_GITHUB_BACKOFF_SECONDS = 300
+    number, _pulls = issue_with_prs_in_forks(github, forks=["bob/widgets"])
+    link(number)
+    assert worker.run().exit_code == worker.EXIT_OK
+    assert ExternalIssueMapping.objects.filter(repository="bob/widgets").exists()
+    github.delete_repo("bob/widgets")
+    age_links("bob/widgets")
+    fork_path = r"^/repos/bob/widgets$|^/repositories/\d+/issues$"
+
+    report = worker.run()
+
+    assert report.exit_code == worker.EXIT_FAILED
+    assert report.counts["repositories_failed"] == 1
+    assert any("bob/widgets" in line and "404" in line for line in report.errors)
+    state = GitHubRepository.objects.get(full_name="bob/widgets")
+    assert "not found on GitHub (404)" in state.last_error
+    assert state.failures == 1
+    assert state.next_attempt_at > timezone.now() + timedelta(minutes=2)
+    first_wait = state.next_attempt_at - timezone.now()
+
+    # Not asked again while it backs off.
+    before = github.request_count(r"^/repos/bob/widgets")
+    assert worker.run().counts["repositories_waiting"] == 1
+    assert github.request_count(r"^/repos/bob/widgets") == before
+
+    # Asked again once due, and backed off longer.
+    GitHubRepository.objects.filter(pk=state.pk).update(next_attempt_at=timezone.now())
+    assert worker.run().exit_code == worker.EXIT_FAILED
+    assert github.request_count(r"^/repos/bob/widgets") == before + 1
+    state.refresh_from_db()
+    assert state.failures == 2
+    assert state.next_attempt_at - timezone.now() > first_wait * 0.5
+    assert github.request_count(fork_path) >= 2
+
+    staff = Client()
+    staff.force_login(factories.make_user("ops", is_staff=True))
+    page = staff.get(reverse("core:sync-dashboard")).content.decode()
+    assert 'data-failed-repository="bob/widgets"' in page
+    assert "not found on GitHub (404)" in page
+
+    # "Retry" on the dashboard asks again at the next run.
+    staff.post(reverse("core:sync-github-retry"))
+    state.refresh_from_db()
+    assert (state.failures, state.next_attempt_at) == (0, None)
+    assert "not found" in state.last_error  # still the last thing GitHub said
+
+
+def test_a_repository_that_answers_again_is_cleared(github, settings):
+    settings.AGIRA_GITHUB_BACKOFF_SECONDS = 300
+    link(github.add_issue(REPO))
+    github.fail(r"^/repos/acme/widgets$", 404, times=1)
+    assert worker.run().exit_code == worker.EXIT_FAILED
+    GitHubRepository.objects.filter(full_name=REPO).update(next_attempt_at=timezone.now())
+
+    assert worker.run().exit_code == worker.EXIT_OK
+
+    state = GitHubRepository.objects.get(full_name=REPO)
+    assert (state.failures, state.next_attempt_at, state.last_error) == (0, None, "")
+
+
+def test_a_pygithub_error_stops_the_run_with_exit_3_and_is_recorded(github):
+    # GitHub Enterprise reached through an alias: GitHub's URLs name another host, and
+    # PyGithub refuses to follow a redirect there.
+    GitHubConfiguration.objects.update(base_url=github.enterprise_url)
+    github.public_host = "ghe.example.test"
+    mapping = link(github.add_issue(REPO))
+    github.rename_repo(REPO, "acme/gadgets")
+
+    report = worker.run()
+
+    assert (report.exit_code, report.status) == (worker.EXIT_UNAVAILABLE, GitHubRunStatus.FAILED)
+    assert "ghe.example.test" in report.message
+    assert TOKEN not in report.message
+    run = GitHubSyncRun.objects.get(pk=report.run_id)
+    assert (run.status, run.lock) == (GitHubRunStatus.FAILED, None)
+    assert "ghe.example.test" in run.error
+    mapping.refresh_from_db()
+    assert (mapping.sync_state, mapping.sync_attempts) == (MappingSyncState.PENDING, 0)
+
+
+def test_requests_are_counted_at_the_transport_with_redirects_and_retries(github, settings):
+    settings.AGIRA_GITHUB_RETRIES = 3
+    number = github.add_issue(REPO)
+    mapping = link(number)
+    worker.run()
+    github.rename_repo(REPO, "acme/gadgets")  # a 301 PyGithub follows
+    github.close_issue("acme/gadgets", number)
+    github.fail(r"^/repos/acme/gadgets/issues/\d+$", 500, times=2)  # urllib3 retries
+    github.fail(r"^/repos/acme/gadgets/issues/\d+/timeline$", 502, times=2)
+    github.requests.clear()
+
+    report = worker.run()
+
+    assert report.exit_code == worker.EXIT_OK
+    mapping.refresh_from_db()
+    assert mapping.item.status == ItemStatus.TESTING
+    assert report.requests == github.request_count()
+    assert GitHubSyncRun.objects.get(pk=report.run_id).requests == github.request_count()
+
+
+def test_a_rate_limit_stop_shows_the_remaining_count_of_the_last_response(github):
+    numbers = [github.add_issue(REPO) for _ in range(2)]
+    for number in numbers:
+        link(number)
+    github.rate_limit(403, reset_in=3600, times=1, path_pattern=ISSUE_PATH)
+
+    report = worker.run()
+
+    assert report.exit_code == worker.EXIT_RATE_LIMITED
+    assert report.rate_limit_remaining == 0
+    run = GitHubSyncRun.objects.get(pk=report.run_id)
+    assert run.rate_limit_remaining == 0
+    assert run.rate_limit_reset > timezone.now() + timedelta(minutes=50)
+    assert report.requests == github.request_count()
+
+
+def test_a_dry_run_on_a_new_database_writes_nothing(github, monkeypatch):
+    from django.apps import apps
+
+    monkeypatch.setenv("AGIRA_GITHUB_ENABLED", "true")
+    monkeypatch.setenv("AGIRA_GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("AGIRA_GITHUB_BASE_URL", github.base_url)
+    GitHubConfiguration.objects.all().delete()  # a new database: the admin was never opened
+    issue, _pr = closed_issue_with_merged_pr(github)
+    link(issue)
+    models = list(apps.get_app_config("core").get_models())
+    before = {model.__name__: model.objects.count() for model in models}
+
+    report = worker.run(dry_run=True)
+
+    assert report.exit_code == worker.EXIT_OK
+    assert report.counts["items_moved"] == 1
+    assert not GitHubConfiguration.objects.exists()
+    after = {model.__name__: model.objects.count() for model in models}
+    assert after == before
+
+
+def test_prs_in_other_repositories_cost_no_request_on_an_idle_run(github):
+    number, pulls = issue_with_prs_in_forks(github)
+    mapping = link(number)
+    assert worker.run().exit_code == worker.EXIT_OK
+    assert ExternalIssueMapping.objects.filter(item=mapping.item, kind=ExternalKind.PR).count() == 3
+
+    for _ in range(2):
+        github.requests.clear()
+        report = worker.run()
+        assert report.exit_code == worker.EXIT_OK
+        # REPO's listing, a 304; no request to any fork.
+        assert [r.status for r in github.requests] == [304]
+        assert report.requests == 1
+
+    # A PR elsewhere is refreshed when its issue changes...
+    github.update_pull("bob/widgets", pulls["bob/widgets"], state="closed")
+    github.close_issue(REPO, number)
+    worker.run()
+    bob = ExternalIssueMapping.objects.get(repository="bob/widgets")
+    assert bob.state == "closed"
+
+    # ...and on the slower schedule when only the PR changed.
+    github.update_pull("carol/widgets", pulls["carol/widgets"], merged=True)
+    worker.run()
+    carol = ExternalIssueMapping.objects.get(repository="carol/widgets")
+    assert carol.merged is False  # not yet: its repository is not due
+    for fork in FORKS:
+        age_links(fork)
+    worker.run()
+    carol.refresh_from_db()
+    assert carol.merged is True
+
+    # Listed, the forks wait for their next turn again.
+    github.requests.clear()
+    assert worker.run().counts["repositories_later"] == 3
+    assert [r.status for r in github.requests] == [304]
+
+
+def test_a_pr_elsewhere_that_changed_before_its_repository_was_first_listed_is_refreshed(github):
+    number = github.add_issue(REPO)
+    github.add_repo("bob/widgets", fork_of=REPO)
+    older = github.add_pull("bob/widgets", title="First try")
+    newer = github.add_pull("bob/widgets", title="Second try")
+    for pr in (older, newer):
+        github.cross_reference(issue=(REPO, number), pr=("bob/widgets", pr))
+    link(number)
+    worker.run()
+    github.update_pull("bob/widgets", older, merged=True)
+    github.update_pull("bob/widgets", newer, title="Second try (edited)")  # the newest now
+
+    # --repo lists a repository of pull requests only without waiting for its turn.
+    report = worker.run(repository="bob/widgets")
+
+    assert report.counts["repositories"] == 1
+    assert ExternalIssueMapping.objects.get(repository="bob/widgets", number=older).merged
