@@ -40,8 +40,10 @@ def sync_github_retry(request: HttpRequest) -> HttpResponse:
     count = retry_failed_links()
     if count:
         messages.success(
-            request, f"Queued {count} GitHub link{'s' * (count != 1)} for the next sync_github run."
+            request,
+            f"Queued {count} failed GitHub link{'s' * (count != 1)} or repositor"
+            f"{'ies' if count != 1 else 'y'} for the next sync_github run.",
         )
     else:
-        messages.info(request, "Nothing to retry: no failed GitHub link.")
+        messages.info(request, "Nothing to retry: no failed GitHub link or repository.")
     return redirect("core:sync-dashboard")
