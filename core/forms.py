@@ -2,6 +2,7 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from core.markdown import MAX_MARKDOWN_CHARS
 from core.models import (
     Change,
     ExternalIssueMapping,
@@ -18,6 +19,15 @@ from core.models import (
 from core.services.index.context import MAX_SEARCH_PAGE
 
 MAX_QUERY_LENGTH = 200
+# Item descriptions and comments may be this long. They are Markdown, rendered
+# up to MAX_MARKDOWN_CHARS (longer text is shown as plain text, and cannot be
+# previewed) and indexed up to AGIRA_INDEX_MAX_TEXT_CHARS (100,000 by default,
+# cut beyond): at this limit everything accepted is rendered, previewable and
+# searchable whole. A long description is a few thousand characters; a log
+# or a dump belongs in an attachment. DATA_UPLOAD_MAX_MEMORY_SIZE (settings)
+# is far above the longest form this allows, so an over-long text reaches the
+# form and comes back with an error instead of a bare 400 page.
+MAX_TEXT_CHARS = MAX_MARKDOWN_CHARS
 
 
 class BootstrapMixin:
@@ -43,6 +53,34 @@ class BootstrapMixin:
                 widget.attrs["class"] = f"{widget.attrs.get('class', '')} is-invalid".strip()
 
 
+def validate_text_length(value: str) -> None:
+    if len(value) > MAX_TEXT_CHARS:
+        raise forms.ValidationError(
+            f"This text is {len(value):,} characters long; the limit is {MAX_TEXT_CHARS:,}. "
+            "Shorten it, or put the long part in an attachment on the item.",
+            code="max_length",
+        )
+
+
+class MarkdownFieldsMixin:
+    """Limits the Markdown fields (`markdown_fields`) to MAX_TEXT_CHARS and says
+    so in their help text.
+
+    A validator rather than `max_length`, which would add a `maxlength`
+    attribute: the browser would then cut a long paste short without a word,
+    where the server's error gives the whole text back.
+    """
+
+    markdown_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.markdown_fields:
+            field = self.fields[name]
+            field.validators.append(validate_text_length)
+            field.help_text = f"Up to {MAX_TEXT_CHARS:,} characters."
+
+
 class ProjectForm(BootstrapMixin, forms.ModelForm):
     class Meta:
         model = Project
@@ -50,7 +88,7 @@ class ProjectForm(BootstrapMixin, forms.ModelForm):
         widgets = {"description": forms.Textarea(attrs={"rows": 6})}
 
 
-class ItemForm(BootstrapMixin, forms.ModelForm):
+class ItemForm(MarkdownFieldsMixin, BootstrapMixin, forms.ModelForm):
     # Written in Markdown: the form shows Write / Preview tabs for these.
     markdown_fields = ("description",)
 
@@ -62,7 +100,7 @@ class ItemForm(BootstrapMixin, forms.ModelForm):
         error_messages = {"title": {"required": "A title is required."}}
 
 
-class CommentForm(BootstrapMixin, forms.ModelForm):
+class CommentForm(MarkdownFieldsMixin, BootstrapMixin, forms.ModelForm):
     markdown_fields = ("body",)
 
     class Meta:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password
 from django.db import transaction
 from django.utils import timezone
 
@@ -213,6 +214,9 @@ STATUS_WEIGHTS = [
 class DemoReport:
     created: dict[str, int] = field(default_factory=dict)
     password: str = ""
+    # Per demo user: whether `password` is that user's password after the run
+    # (False: an existing user kept a password of its own).
+    logins: dict[str, bool] = field(default_factory=dict)
     queued: int = 0
 
     def add(self, name: str, count: int) -> None:
@@ -274,10 +278,25 @@ def _text_attachment(name: str, rng: random.Random, item_title: str) -> bytes:
     return f"# Notes on {item_title}\n\n- Checked on staging\n- Needs review\n".encode()
 
 
+def has_password(user, password: str) -> bool:
+    """Whether `password` is the user's password. Unlike User.check_password,
+    never re-hashes and saves it (which would sign the user out everywhere)."""
+    return check_password(password, user.password)
+
+
+def demo_logins(*, password: str, usernames: list[str]) -> dict[str, bool]:
+    """For each of these users that exists, whether `password` is its password."""
+    users = get_user_model().objects.filter(username__in=usernames)
+    return {user.username: has_password(user, password) for user in users}
+
+
 class DemoSeeder:
-    def __init__(self, *, items: int, password: str, log: Callable = print):
+    def __init__(
+        self, *, items: int, password: str, reset_passwords: bool = False, log: Callable = print
+    ):
         self.target_items = items
         self.password = password
+        self.reset_passwords = reset_passwords
         self.log = log
         self.report = DemoReport(password=password)
         self.media_root = Path(settings.MEDIA_ROOT)
@@ -303,10 +322,9 @@ class DemoSeeder:
                 "is_superuser": True,
             },
         )
-        # The password is set on every run, so the one printed always works.
-        demo.set_password(self.password)
         demo.is_staff = demo.is_superuser = demo.is_active = True
-        demo.save()
+        demo.save(update_fields=["is_staff", "is_superuser", "is_active"])
+        self._password(demo, created)
         self.report.add("users", int(created))
         team = [demo]
         for name in TEAM:
@@ -314,11 +332,23 @@ class DemoSeeder:
                 username=name,
                 defaults={"email": f"{name}@example.com", "first_name": name.title()},
             )
-            user.set_password(self.password)
-            user.save(update_fields=["password"])
+            self._password(user, created)
             self.report.add("users", int(created))
             team.append(user)
         return team
+
+    def _password(self, user, created: bool) -> None:
+        """A new user gets the demo password; an existing one keeps its own
+        unless the run was asked to set it (`reset_passwords`). Setting a
+        password signs the user out of every session, so it is only done where
+        the password differs."""
+        if not created and has_password(user, self.password):
+            self.report.logins[user.username] = True
+            return
+        if created or self.reset_passwords:
+            user.set_password(self.password)
+            user.save(update_fields=["password"])
+        self.report.logins[user.username] = created or self.reset_passwords
 
     def _organisations_and_projects(self) -> list[tuple[Project, str]]:
         projects = []
@@ -500,19 +530,28 @@ class DemoSeeder:
 
 
 def demo_seed(
-    *, items: int, password: str, log: Callable = print, index: bool = True
+    *,
+    items: int,
+    password: str,
+    reset_passwords: bool = False,
+    log: Callable = print,
+    index: bool = True,
 ) -> DemoReport:
     """Create the demo data set, adding only what is missing.
 
-    Rows are bulk-created (no signals); with `index` every new demo object is
-    then put in the sync outbox at once, so the index receives it too.
+    `password` is given to the demo users this run creates; existing ones keep
+    theirs unless `reset_passwords`. Rows are bulk-created (no signals); with
+    `index` every new demo object is then put in the sync outbox at once, so the
+    index receives it too.
     """
     from core.services.index import mark_for_sync, sync_paused
 
     started = timezone.now()
     with sync_paused():
         since = timezone.now()
-        report = DemoSeeder(items=items, password=password, log=log).run()
+        report = DemoSeeder(
+            items=items, password=password, reset_passwords=reset_passwords, log=log
+        ).run()
         if index:
             report.queued = sum(
                 mark_for_sync(model.objects.filter(created_at__gte=since))

@@ -1,6 +1,12 @@
 """Load the demo data set (idempotent: a second run creates nothing).
 
-Exit codes: 0 done; 1 refused (production without --force).
+Passwords: the demo users this run creates get AGIRA_DEMO_PASSWORD (or
+--password); an existing user's password is left alone, so a second run signs
+nobody out. An explicit --password is also set on the existing demo users whose
+password differs (signing them out). The output names a password only for the
+users who have it.
+
+Exit codes: 0 done; 1 refused (production without --force, an empty --password).
 """
 
 import time
@@ -9,7 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from core.models import Project
-from core.services.demo import DEMO_USERNAME, TEAM, demo_seed
+from core.services.demo import DEMO_USERNAME, TEAM, demo_logins, demo_seed
 
 
 class Command(BaseCommand):
@@ -22,7 +28,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--password",
             default=None,
-            help="Password for the 'demo' user (default: AGIRA_DEMO_PASSWORD or 'agira-demo').",
+            help=(
+                "Password for the demo users (demo, alice, bob, carol, dmitri). Without it, "
+                "users this run creates get AGIRA_DEMO_PASSWORD ('agira-demo' by default) and "
+                "existing users keep theirs. Given, it is also set on existing demo users "
+                "whose password differs, which signs them out."
+            ),
         )
         parser.add_argument(
             "--force", action="store_true", help="Allow seeding when AGIRA_ENV=production."
@@ -52,14 +63,15 @@ class Command(BaseCommand):
             raise CommandError("--items must be 0 or more.")
         if settings.PRODUCTION and not force:
             raise CommandError("Refusing to load demo data in production; pass --force to do so.")
-        if if_empty and Project.objects.exists():
-            self.stdout.write(
-                "The database already has projects; demo data not loaded again. "
-                f"Log in as '{DEMO_USERNAME}' (password '{settings.AGIRA_DEMO_PASSWORD}' "
-                "unless you set another; `manage.py seed_demo` resets it)."
-            )
-            return
+        if password == "":
+            raise CommandError("--password must not be empty.")
+        reset_passwords = password is not None
         password = password or settings.AGIRA_DEMO_PASSWORD
+        if if_empty and Project.objects.exists():
+            self.stdout.write("The database already has projects; demo data not loaded again.")
+            # The demo user alone: checking a password costs a hash, on every `make run`.
+            self._write_logins(password, demo_logins(password=password, usernames=[DEMO_USERNAME]))
+            return
         verbosity = options["verbosity"]
 
         def log(line: str) -> None:
@@ -67,7 +79,13 @@ class Command(BaseCommand):
                 self.stdout.write(line)
 
         started = time.monotonic()
-        report = demo_seed(items=items, password=password, log=log, index=not no_index)
+        report = demo_seed(
+            items=items,
+            password=password,
+            reset_passwords=reset_passwords,
+            log=log,
+            index=not no_index,
+        )
         elapsed = time.monotonic() - started
         created = ", ".join(f"{count} {name}" for name, count in report.created.items() if count)
         self.stdout.write(
@@ -76,8 +94,31 @@ class Command(BaseCommand):
         )
         if report.queued:
             self.stdout.write(f"Queued {report.queued} objects for the index.")
-        self.stdout.write(f"Log in as '{DEMO_USERNAME}' with password '{report.password}'.")
-        self.stdout.write(
-            f"The team ({', '.join(TEAM)}) signs in with the same password, each with other "
-            "roles in the two organisations (see an organisation's page)."
-        )
+        self._write_logins(password, report.logins)
+
+    def _write_logins(self, password: str, logins: dict[str, bool]) -> None:
+        """How to log in, naming `password` only for the users who have it."""
+        if logins.get(DEMO_USERNAME):
+            self.stdout.write(f"Log in as '{DEMO_USERNAME}' with password '{password}'.")
+        elif DEMO_USERNAME in logins:
+            self.stdout.write(
+                f"Log in as '{DEMO_USERNAME}' with the password already set (left unchanged: "
+                "`manage.py seed_demo --password …` sets a new one)."
+            )
+        else:
+            self.stdout.write(
+                f"There is no '{DEMO_USERNAME}' user: `manage.py seed_demo` makes it."
+            )
+        holders = [name for name in TEAM if logins.get(name)]
+        kept = [name for name in TEAM if logins.get(name) is False]
+        if holders:
+            self.stdout.write(
+                f"The team ({', '.join(holders)}) signs in with password '{password}', each "
+                "with other roles in the two organisations (see an organisation's page)."
+            )
+        if kept:
+            self.stdout.write(
+                f"{', '.join(kept)} keep the passwords already set."
+                if len(kept) > 1
+                else f"{kept[0]} keeps the password already set."
+            )

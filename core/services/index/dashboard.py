@@ -1,5 +1,7 @@
 """Reads and small writes behind the sync dashboard."""
 
+import itertools
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -65,28 +67,58 @@ def take_sample(*, force: bool = False) -> None:
     SyncSample.objects.filter(at__lt=now - timedelta(days=1)).delete()
 
 
+# The chart's frame in SVG units: room on the left for the count labels, above
+# for the count axis's title, below for the time labels and theirs.
+CHART_WIDTH, CHART_HEIGHT = 600, 180
+PLOT_LEFT, PLOT_TOP, PLOT_RIGHT, PLOT_BOTTOM = 56, 28, 588, 138
+TIME_TICKS = [60, 45, 30, 15, 0]  # minutes ago
+
+
+def _count_ticks(peak: int) -> list[int]:
+    """0 up to a round number at or above `peak`, in at most four equal steps
+    of 1, 2 or 5 times a power of ten, so every label is a whole count."""
+    step, factors = 1, itertools.cycle((2, 2.5, 2))  # 1, 2, 5, 10, 20, 50 ...
+    while math.ceil(peak / step) > 4:
+        step = int(step * next(factors))
+    return list(range(0, math.ceil(peak / step) * step + 1, step))
+
+
 def _chart(target: str, now) -> dict:
-    """An inline-SVG polyline of the pending count over the last hour."""
+    """An inline SVG of the pending count over the last hour: a polyline in a
+    plot with a time axis (minutes ago) and a count axis, both labelled."""
     samples = list(
         SyncSample.objects.filter(target=target, at__gte=now - CHART_WINDOW).values_list(
             "at", "pending"
         )
     )
-    width, height = 600, 120
     peak = max([p for _, p in samples] + [1])
-    points = []
-    for at, pending in samples:
-        x = width * (1 - (now - at) / CHART_WINDOW)
-        y = height - 6 - (height - 12) * pending / peak
-        points.append((round(x, 1), round(y, 1)))
+    counts = _count_ticks(peak)
+    top_count = counts[-1]
+    plot_width, plot_height = PLOT_RIGHT - PLOT_LEFT, PLOT_BOTTOM - PLOT_TOP
+
+    def x_at(fraction_ago: float) -> float:
+        return round(PLOT_LEFT + plot_width * (1 - fraction_ago), 1)
+
+    def y_at(count: int) -> float:
+        return round(PLOT_BOTTOM - plot_height * count / top_count, 1)
+
+    points = [(x_at((now - at) / CHART_WINDOW), y_at(pending)) for at, pending in samples]
     return {
         "points": " ".join(f"{x},{y}" for x, y in points),
         "dots": points,
         "peak": peak,
         "last": samples[-1][1] if samples else None,
         "count": len(samples),
-        "width": width,
-        "height": height,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "plot": {"left": PLOT_LEFT, "top": PLOT_TOP, "right": PLOT_RIGHT, "bottom": PLOT_BOTTOM},
+        "time_ticks": [
+            (x_at(m / 60), "now" if m == 0 else f"{m} min ago" if m == 60 else str(m))
+            for m in TIME_TICKS
+        ],
+        "count_ticks": [(y_at(n), n) for n in counts],
+        "time_title": ((PLOT_LEFT + PLOT_RIGHT) / 2, CHART_HEIGHT - 6),
+        "count_title": (8, PLOT_TOP - 12),
     }
 
 

@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.models import WeaviateConfiguration
+from core.services.index import sync_paused
 from core.services.index.documents import object_uuid
 from core.tests import factories
 from core.tests.browser.conftest import ARTIFACTS
@@ -144,3 +145,47 @@ def test_the_dashboard_shows_a_failure_and_retry_fixes_it(
     shot(page, "9-dashboard-retried")
     page.goto(f"{live_server.url}/items/{item.pk}/")
     expect(header_button(page)).to_have_attribute("data-sync-colour", "green")
+
+
+def test_an_amber_button_turns_green_without_a_reload(logged_in_page, live_server, weaviate_sync):
+    page = logged_in_page
+    # Paused in this thread: the save is recorded but not written until the
+    # block ends, so the page first shows the change pending.
+    with sync_paused():
+        item = factories.make_item(title="Held back")
+        page.goto(f"{live_server.url}/items/{item.pk}/")
+        expect(header_button(page)).to_have_attribute("data-sync-colour", "amber")
+        page.evaluate("window.__marker = 'same page'")
+        shot(page, "10-amber-pending")
+    # Leaving the block drains: the change is written, and the button follows.
+    assert weaviate_sync.store.get("AgiraObject", object_uuid("item", item.pk))
+    expect(header_button(page)).to_have_attribute("data-sync-colour", "green")
+    assert page.evaluate("window.__marker") == "same page"  # no reload happened
+    # Settled: it stops asking.
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.wait_for_timeout(2500)
+    assert not [url for url in requests if "/weaviate/status/" in url]
+
+
+def test_escape_closes_the_modal_after_a_push_and_focus_returns_to_the_button(
+    logged_in_page, live_server, weaviate_sync
+):
+    page = logged_in_page
+    item = factories.make_item(title="Lost by the index")
+    weaviate_sync.store.delete("AgiraObject", str(object_uuid("item", item.pk)))
+    page.goto(f"{live_server.url}/items/{item.pk}/")
+    header_button(page).click()
+    modal = page.locator("#weaviate-modal")
+    # Bootstrap ignores Escape until the opening fade ends, when it focuses the modal.
+    page.wait_for_function("document.getElementById('weaviate-modal') === document.activeElement")
+    modal.locator("#weaviate-push").click()
+    expect(modal.locator("#weaviate-message")).to_have_text(re.compile("Written to the index now"))
+    # The swap replaced the focused Push button: focus must stay in the modal.
+    assert page.evaluate(
+        "document.getElementById('weaviate-modal').contains(document.activeElement)"
+    )
+    page.keyboard.press("Escape")
+    expect(modal).to_be_hidden()
+    # The push reloaded the button that opened the modal; its successor gets the focus.
+    expect(header_button(page)).to_be_focused()

@@ -3,6 +3,8 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
 
 from core.models import (
     Attachment,
@@ -122,3 +124,63 @@ def test_seed_demo_no_index_queues_no_items():
 
     _seed("--items", "20", "--no-index")
     assert not SyncOutbox.objects.filter(object_type="item").exists()
+
+
+def _signed_in(username: str) -> Client:
+    client = Client()
+    client.force_login(get_user_model().objects.get(username=username))
+    assert client.get(reverse("core:project-list")).status_code == 200
+    return client
+
+
+def test_a_second_run_leaves_existing_passwords_and_sessions_alone():
+    _seed("--items", "5")
+    users = get_user_model().objects
+    for name in ("demo", "alice"):
+        user = users.get(username=name)
+        user.set_password(f"{name}-own-password")
+        user.save()
+    sessions = {name: _signed_in(name) for name in ("demo", "alice", "bob")}
+
+    output = _seed("--items", "5")
+    output_again = _seed("--items", "5")
+
+    assert users.get(username="demo").check_password("demo-own-password")
+    assert users.get(username="alice").check_password("alice-own-password")
+    assert users.get(username="bob").check_password("agira-demo")
+    for client in sessions.values():  # nobody was logged out
+        assert client.get(reverse("core:project-list")).status_code == 200
+    assert output.splitlines()[1:] == output_again.splitlines()[1:]  # the first says how long
+    # Only the passwords that are true now are printed.
+    assert "password 'agira-demo'" not in output.split("Log in as 'demo'", 1)[1].split("\n")[0]
+    assert "Log in as 'demo' with the password already set (left unchanged" in output
+    assert "(bob, carol, dmitri) signs in with password 'agira-demo'" in output
+    assert "alice keeps the password already set." in output
+
+
+def test_an_explicit_password_is_set_on_existing_users_where_it_differs():
+    _seed("--items", "5")
+    bob = _signed_in("bob")
+    output = _seed("--items", "5", "--password", "agira-demo")  # bob's already: no logout
+    assert bob.get(reverse("core:project-list")).status_code == 200
+    assert "Log in as 'demo' with password 'agira-demo'." in output
+
+    output = _seed("--items", "5", "--password", "new-demo-pass")
+    for name in ("demo", "alice", "bob", "carol", "dmitri"):
+        assert get_user_model().objects.get(username=name).check_password("new-demo-pass")
+    assert "Log in as 'demo' with password 'new-demo-pass'." in output
+    assert "(alice, bob, carol, dmitri) signs in with password 'new-demo-pass'" in output
+    assert bob.get(reverse("core:project-list")).status_code == 302  # set anew: signed out
+    with pytest.raises(CommandError, match="must not be empty"):
+        _seed("--items", "5", "--password", "")
+
+
+def test_if_empty_names_the_demo_password_only_while_it_is_true():
+    _seed("--items", "5")
+    assert "Log in as 'demo' with password 'agira-demo'." in _seed("--if-empty")
+    demo = get_user_model().objects.get(username="demo")
+    demo.set_password("changed-by-me")
+    demo.save()
+    output = _seed("--if-empty")
+    assert "agira-demo" not in output.split("Log in as 'demo'", 1)[-1]
+    assert "Log in as 'demo' with the password already set" in output

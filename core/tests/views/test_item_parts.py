@@ -5,6 +5,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from core.forms import MAX_TEXT_CHARS
 from core.models import Attachment, ExternalIssueMapping, ItemComment
 from core.tests import factories
 
@@ -41,6 +42,24 @@ def test_an_empty_comment_is_a_form_error(auth_client, item):
     )
     assert b"A comment cannot be empty." in htmx.content
     assert not ItemComment.objects.exists()
+
+
+def test_an_over_long_comment_is_a_form_error_that_keeps_the_text(auth_client, item, user):
+    text = "z" * (MAX_TEXT_CHARS + 1)
+    url = reverse("core:comment-create", args=[item.pk])
+    response = auth_client.post(url, {"body": text})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f"is {MAX_TEXT_CHARS + 1:,} characters long; the limit is {MAX_TEXT_CHARS:,}" in html
+    assert text in html
+    assert f"Up to {MAX_TEXT_CHARS:,} characters" in html
+    htmx = auth_client.post(url, {"body": text}, HTTP_HX_REQUEST="true").content.decode()
+    assert "the limit is" in htmx
+    assert text in htmx
+    comment = factories.make_comment(item=item, author=user, body="Short")
+    edit = auth_client.post(reverse("core:comment-edit", args=[comment.pk]), {"body": text})
+    assert "the limit is" in edit.content.decode()
+    assert list(ItemComment.objects.values_list("body", flat=True)) == ["Short"]
 
 
 def test_edit_and_delete_comment(auth_client, item, user):

@@ -1,6 +1,7 @@
 import pytest
 from django.urls import reverse
 
+from core.forms import MAX_TEXT_CHARS
 from core.models import Item
 from core.tests import factories
 
@@ -156,3 +157,47 @@ def test_item_detail_shows_the_four_tabs(auth_client, item):
     for tab in ("overview", "comments", "attachments", "github"):
         assert f'data-tab="{tab}"' in html
     assert 'data-tab-group="item"' in html
+
+
+def test_the_description_limit_is_stated_next_to_the_field(auth_client):
+    factories.make_project()
+    html = auth_client.get(reverse("core:item-create")).content.decode()
+    assert f"Up to {MAX_TEXT_CHARS:,} characters" in html
+    assert 'id="id_description_helptext"' in html  # what the textarea's aria-describedby names
+    assert "maxlength" not in html.split('name="description"', 1)[1].split(">", 1)[0]
+
+
+@pytest.mark.parametrize("length", [MAX_TEXT_CHARS + 1, 3_000_000])
+def test_an_over_long_description_is_a_form_error_that_keeps_the_text(auth_client, item, length):
+    # 3,000,000 characters is more than Django's default request limit (2.5 MB),
+    # which used to answer with a bare 400 page and lose the text.
+    text = "Steps to reproduce: " + "x" * (length - 20)
+    response = auth_client.post(
+        reverse("core:item-edit", args=[item.pk]),
+        {
+            "project": item.project.pk,
+            "title": item.title,
+            "type": item.type,
+            "status": "Testing",
+            "description": text,
+        },
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f"is {length:,} characters long; the limit is {MAX_TEXT_CHARS:,}" in html
+    assert text in html  # given back in the textarea, nothing lost
+    item.refresh_from_db()
+    assert item.status == "Inbox"
+    assert item.description == "Something to do."
+
+
+def test_a_description_at_the_limit_is_saved(auth_client, item):
+    text = "y" * MAX_TEXT_CHARS
+    response = auth_client.post(
+        reverse("core:item-edit", args=[item.pk]),
+        {"project": item.project.pk, "title": item.title, "type": item.type,
+         "status": item.status, "description": text},
+    )  # fmt: skip
+    assert response.status_code == 302
+    item.refresh_from_db()
+    assert item.description == text

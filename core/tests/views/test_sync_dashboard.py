@@ -104,6 +104,44 @@ def test_the_chart_draws_the_pending_count_of_the_last_hour(staff, weaviate_sync
     assert section.count(",") >= 3
 
 
+def test_the_chart_has_a_time_axis_and_a_count_axis_with_labels(staff, weaviate_sync):
+    import re
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    for minutes, pending in [(50, 3), (30, 12), (10, 0)]:
+        SyncSample.objects.create(
+            at=now - timedelta(minutes=minutes), target="weaviate", pending=pending, failed=0
+        )
+    html = staff.get(URL).content.decode()
+    chart = html.split('data-target="weaviate"', 1)[1].split("</svg>", 1)[0]
+
+    def labels(axis: str) -> list[str]:
+        return re.findall(rf'<text[^>]*data-axis="{axis}"[^>]*>([^<]*)</text>', chart)
+
+    assert labels("time") == ["60 min ago", "45", "30", "15", "now"]
+    assert labels("count") == ["0", "5", "10", "15"]  # a round top above the peak of 12
+    assert labels("time-title") == ["Time (last hour)"]
+    assert labels("count-title") == ["Pending changes"]
+    # Every point lies inside the plot, above the time axis and right of the count axis.
+    box = re.search(r'data-plot="([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)"', chart)
+    left, top, right, bottom = map(float, box.groups())
+    for x, y in re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)"', chart):
+        assert left <= float(x) <= right
+        assert top <= float(y) <= bottom
+
+
+def test_an_empty_chart_still_has_its_axes(staff):
+    html = staff.get(URL).content.decode()
+    chart = html.split('data-target="weaviate"', 1)[1].split("</svg>", 1)[0]
+    assert 'data-axis="time"' in chart
+    assert ">now</text>" in chart
+    assert 'data-axis="count"' in chart
+    assert ">0</text>" in chart
+
+
 def test_polling_stops_when_the_tab_is_hidden(staff):
     html = staff.get(URL).content.decode()
     assert "every 5s [document.visibilityState === 'visible']" in html
