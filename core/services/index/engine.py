@@ -20,6 +20,7 @@ A record is only marked synced if no newer change arrived while its write was
 in flight (the record's `version` is the id of the newest outbox row folded in).
 """
 
+import atexit
 import logging
 import random
 import threading
@@ -214,11 +215,17 @@ class _BackgroundDrain:
         self._idle = threading.Event()
         self._idle.set()
         self._thread: threading.Thread | None = None
+        self._exit_hooked = False
 
     def kick(self) -> None:
         with self._lock:
             self._idle.clear()
             self._wanted.set()
+            if not self._exit_hooked:
+                # A command or script that saved and ends: its changes are
+                # drained before the process goes (the thread is a daemon).
+                atexit.register(self.wait, 120.0)
+                self._exit_hooked = True
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="agira-sync-drain", daemon=True
