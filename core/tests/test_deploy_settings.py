@@ -40,7 +40,12 @@ _OWN = {
 
 
 def _production_env(tmp: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _OWN and not k.startswith("SECURE_")}
+    # Nothing of the test process's own (the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _OWN and not k.startswith(("SECURE_", "DJANGO_ALLOW_"))
+    }
     env.update(
         AGIRA_ENV="production",
         SECRET_KEY=secrets.token_urlsafe(50),

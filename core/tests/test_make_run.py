@@ -40,6 +40,7 @@ def _index_counts(index: Path) -> tuple[int, int, set[str]]:
     if not index.exists():
         return 0, 0, set()
     conn = apsw.Connection(str(index), flags=apsw.SQLITE_OPEN_READONLY)
+    conn.setbusytimeout(5000)
     try:
         total = conn.execute("SELECT count(*) FROM objects").fetchall()[0][0]
         with_vector = conn.execute(
@@ -47,7 +48,7 @@ def _index_counts(index: Path) -> tuple[int, int, set[str]]:
         ).fetchall()[0][0]
         models = {row[0] for row in conn.execute("SELECT DISTINCT embedding_model FROM objects")}
         return total, with_vector, models
-    except apsw.SQLError:  # the tables are not made yet
+    except (apsw.SQLError, apsw.BusyError):  # not made yet, or being made: ask again
         return 0, 0, set()
     finally:
         conn.close()
