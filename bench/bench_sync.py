@@ -165,6 +165,10 @@ def prepare_environment(args: argparse.Namespace) -> Path:
     # Weaviate is the target measured here: the embedded Qdrant index (on by default
     # where the code has it) would double every drain's work and is left out.
     os.environ["AGIRA_QDRANT_ENABLED"] = "false"
+    os.environ["AGIRA_EMBEDDED_ENABLED"] = "false"
+    # The engine's own speed: vectors are measured by bench_index.py (the model's speed
+    # apart, the cached path at 100,000 objects); here no text is embedded.
+    os.environ["AGIRA_EMBEDDER_PROVIDER"] = "none"
     for name in list(os.environ):
         # The admin configuration below must be the one in force.
         if name.startswith("AGIRA_WEAVIATE_"):
@@ -1003,6 +1007,10 @@ def bench_first_save(tmp: Path, runs: int = 5) -> dict[str, Any]:
     section("3. The first save of a fresh process (inline task backend, no worker)")
     env = {k: v for k, v in os.environ.items() if k not in ("AGIRA_TASKS_BACKEND", "LOG_LEVEL")}
     env["AGIRA_EMBEDDED_PATH"] = str(tmp / "first-save-index" / "agira.db")
+    # As a developer's default: the embedded index beside Weaviate, the local model
+    # (loaded by the first drain).
+    env["AGIRA_EMBEDDER_PROVIDER"] = "local"
+    env["AGIRA_EMBEDDED_ENABLED"] = "true"
     modes = (
         ("sync off (Django alone)", {"AGIRA_SYNC_ENABLED": "false"}),
         ("drain in the saving thread (before)", {"AGIRA_SYNC_INLINE": "true"}),
