@@ -654,8 +654,20 @@ def _complete(target: Target, outcomes: list[_Outcome], report: TargetReport) ->
             record.claim_token, record.claimed_until = "", None
             if current.get(record.id) != record.version:
                 # A newer change arrived meanwhile: the record stays pending
-                # with that change; only the lease is given back.
-                SyncRecord.objects.filter(id=record.id).update(claim_token="", claimed_until=None)
+                # with that change. What this drain wrote is now what the index
+                # holds, and the newer change is compared against it (else a
+                # change back to the last recorded content would be skipped,
+                # leaving this write in the index).
+                held: dict = {"claim_token": "", "claimed_until": None}
+                if outcome.state == SyncState.SYNCED:
+                    held.update(
+                        content_hash=outcome.content_hash,
+                        embedding_model=outcome.embedding_model,
+                        last_synced_at=now,
+                    )
+                elif outcome.state == SyncState.DELETED:
+                    held.update(content_hash="", last_synced_at=None)
+                SyncRecord.objects.filter(id=record.id).update(**held)
                 continue
             if outcome.state == "error":
                 record.attempts += 1
