@@ -21,6 +21,8 @@ in flight (the record's `version` is the id of the newest outbox row folded in).
 """
 
 import atexit
+import copy
+import dataclasses
 import logging
 import random
 import threading
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
@@ -426,35 +428,69 @@ def drain(
     return report
 
 
+FOLD_ATTEMPTS = 5
+
+
 def fold_outbox(*, target_names: list[str]) -> int:
-    """Move outbox rows into pending sync records, one per object and target."""
+    """Move outbox rows into pending sync records, one per object and target.
+
+    Concurrent drains fold disjoint rows (the rows are locked, and those
+    another drain holds are skipped), and lock sync records in one order
+    (target, type, id); a deadlock the database still reports is retried."""
     folded = 0
-    while True:
-        with transaction.atomic():
-            rows = list(
-                SyncOutbox.objects.order_by("id").values_list(
-                    "id", "object_type", "object_id", "operation"
-                )[: settings.AGIRA_SYNC_BATCH_SIZE * 4]
+    while count := _retrying_deadlocks("folding the outbox", lambda: _fold_once(target_names)):
+        folded += count
+    return folded
+
+
+def _retrying_deadlocks(what: str, fn):
+    """`fn()`, again (a few times, a moment later) when the database breaks a
+    deadlock by failing it: its transaction was rolled back whole."""
+    for attempt in range(1, FOLD_ATTEMPTS + 1):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if not _deadlock(exc) or attempt == FOLD_ATTEMPTS:
+                raise
+            logger.info("%s met a deadlock; trying again (%d)", what.capitalize(), attempt)
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _deadlock(exc: Exception) -> bool:
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) == "40P01" or "deadlock" in str(exc).lower()
+
+
+def _fold_once(target_names: list[str]) -> int:
+    with transaction.atomic():
+        outbox = SyncOutbox.objects.order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            outbox = outbox.select_for_update(skip_locked=True)
+        rows = list(
+            outbox.values_list("id", "object_type", "object_id", "operation")[
+                : settings.AGIRA_SYNC_BATCH_SIZE * 4
+            ]
+        )
+        if not rows:
+            return 0
+        latest: dict[tuple[str, str], tuple[int, str]] = {}
+        for row_id, object_type, object_id, operation in rows:
+            latest[(object_type, object_id)] = (row_id, operation)  # last one wins
+        now = timezone.now()
+        if target_names:
+            _fold_rows(
+                sorted(
+                    (name, object_type, object_id, operation, row_id)
+                    for name in target_names
+                    for (object_type, object_id), (row_id, operation) in latest.items()
+                ),
+                now,
             )
-            if not rows:
-                return folded
-            latest: dict[tuple[str, str], tuple[int, str]] = {}
-            for row_id, object_type, object_id, operation in rows:
-                latest[(object_type, object_id)] = (row_id, operation)  # last one wins
-            now = timezone.now()
-            if target_names:
-                _fold_rows(
-                    [
-                        (name, object_type, object_id, operation, row_id)
-                        for name in target_names
-                        for (object_type, object_id), (row_id, operation) in latest.items()
-                    ],
-                    now,
-                )
-            else:
-                logger.debug("No index target is active: %d changes dropped", len(rows))
-            SyncOutbox.objects.filter(id__in=[row[0] for row in rows]).delete()
-            folded += len(rows)
+        else:
+            logger.debug("No index target is active: %d changes dropped", len(rows))
+        SyncOutbox.objects.filter(id__in=[row[0] for row in rows]).delete()
+        return len(rows)
 
 
 def _due(target_name: str, now, cutoff) -> QuerySet:
@@ -468,14 +504,19 @@ def _due(target_name: str, now, cutoff) -> QuerySet:
 
 def _claim(target_name: str, cutoff) -> list[SyncRecord]:
     """Lease a batch of due records to this drain (safe against other drains)."""
+    return _retrying_deadlocks("leasing a batch", lambda: _claim_once(target_name, cutoff))
+
+
+def _claim_once(target_name: str, cutoff) -> list[SyncRecord]:
     token = uuid.uuid4().hex
     now = timezone.now()
     with transaction.atomic():
-        ids = list(
-            _due(target_name, now, cutoff)
-            .order_by("next_attempt_at", "id")
-            .values_list("id", flat=True)[: settings.AGIRA_SYNC_BATCH_SIZE]
-        )
+        due = _due(target_name, now, cutoff).order_by("next_attempt_at", "id")
+        if connection.features.has_select_for_update_skip_locked:
+            # Rows another transaction holds (a fold, a completion) are left
+            # for the next drain instead of waited for.
+            due = due.select_for_update(skip_locked=True)
+        ids = sorted(due.values_list("id", flat=True)[: settings.AGIRA_SYNC_BATCH_SIZE])
         if not ids:
             return []
         # The WHERE is checked again under the row lock: a record another
@@ -640,11 +681,27 @@ def _process(target: Target, records: list[SyncRecord], report: TargetReport) ->
 
 
 def _complete(target: Target, outcomes: list[_Outcome], report: TargetReport) -> None:
+    """Record a batch's outcomes. A try that meets a deadlock is rolled back
+    whole and made again from copies of the records as they were claimed."""
+
+    def attempt() -> TargetReport:
+        counted = TargetReport()
+        fresh = [dataclasses.replace(o, record=copy.copy(o.record)) for o in outcomes]
+        _complete_once(target, fresh, counted)
+        return counted
+
+    report.failed += _retrying_deadlocks("recording a batch", attempt).failed
+
+
+def _complete_once(target: Target, outcomes: list[_Outcome], report: TargetReport) -> None:
     now = timezone.now()
     with transaction.atomic():
         ids = [o.record.id for o in outcomes]
         current = dict(
-            SyncRecord.objects.select_for_update().filter(id__in=ids).values_list("id", "version")
+            SyncRecord.objects.select_for_update()
+            .filter(id__in=ids)
+            .order_by("id")  # one lock order for every drain
+            .values_list("id", "version")
             if connection.features.has_select_for_update
             else SyncRecord.objects.filter(id__in=ids).values_list("id", "version")
         )

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.db import close_old_connections, connection
 
-from core.models import SyncOutbox, SyncRecord, SyncState
+from core.models import Item, SyncOutbox, SyncRecord, SyncState
 from core.services.index.documents import object_uuid
 from core.services.index.engine import drain
 from core.services.index.targets.weaviate import close_weaviate, weaviate_target
@@ -263,3 +263,45 @@ def test_a_change_back_while_a_drain_writes_is_not_lost(weaviate_sync, settings)
     assert weaviate_sync.store.get("AgiraObject", uid)["title"] == "A"
     record.refresh_from_db()
     assert record.state == SyncState.SYNCED
+
+
+@pytest.mark.postgres
+def test_drains_folding_and_recording_at_once_never_deadlock(weaviate_sync, settings):
+    """Six threads each save items and drain, over and over, on PostgreSQL:
+    no drain fails (folds take disjoint outbox rows, records are locked in one
+    order, a deadlock the database still reports is retried), and every
+    change ends in the index."""
+    settings.TASKS = DB_TASKS  # saves only record; the threads drain
+    settings.AGIRA_SYNC_BATCH_SIZE = 7
+    project = factories.make_project()
+    shared = [factories.make_item(project=project, title=f"shared {n}") for n in range(30)]
+    errors: list[Exception] = []
+
+    def work(worker: int) -> None:
+        try:
+            for round_ in range(10):
+                # Overlapping sets, in opposite orders in alternate workers.
+                chosen = shared[worker % 3 :: 2] + shared[: 30 - worker * 4]
+                for item in chosen if worker % 2 else reversed(chosen):
+                    mine = Item.objects.get(pk=item.pk)
+                    mine.title = f"{worker}-{round_}"
+                    mine.save()
+                drain()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    drain()
+    assert not SyncOutbox.objects.exists()
+    for item in shared:
+        item.refresh_from_db()
+        stored = weaviate_sync.store.get("AgiraObject", object_uuid("item", item.pk))
+        assert stored["title"] == item.title
+    assert not SyncRecord.objects.exclude(state=SyncState.SYNCED).exists()
