@@ -196,12 +196,33 @@ def _enqueue_drain() -> None:
         if _pending_drain_at is not None and now < _pending_drain_at:
             return  # that task starts after this commit, and sees its row
         _pending_drain_at = run_after = now + DRAIN_COALESCE
+    if _drain_waiting_in_queue():
+        return  # another process's drain has not started: it sees this commit's row
     try:
         drain_outbox.using(run_after=run_after).enqueue()
     except Exception:
         with _enqueue_lock:
             _pending_drain_at = None
         raise
+
+
+def _drain_waiting_in_queue() -> bool:
+    """Whether the database queue holds a drain that has not started yet (from
+    any process): one is enough, it folds every change committed before it
+    starts. A running drain does not count, it may have folded already."""
+    try:
+        from django_tasks.base import TaskResultStatus
+        from django_tasks_db.models import DBTaskResult
+    except ImportError:  # another queue: each process coalesces its own saves
+        return False
+    from .tasks import drain_outbox
+
+    backend = drain_outbox.get_backend()
+    if type(backend).__module__.split(".")[0] != "django_tasks_db":
+        return False
+    return DBTaskResult.objects.filter(
+        task_path=drain_outbox.module_path, status=TaskResultStatus.READY
+    ).exists()
 
 
 class _BackgroundDrain:

@@ -305,3 +305,25 @@ def test_drains_folding_and_recording_at_once_never_deadlock(weaviate_sync, sett
         stored = weaviate_sync.store.get("AgiraObject", object_uuid("item", item.pk))
         assert stored["title"] == item.title
     assert not SyncRecord.objects.exclude(state=SyncState.SYNCED).exists()
+
+
+def test_one_waiting_drain_task_serves_every_process(weaviate_sync, settings):
+    """Saves from many processes (here: windows reset as a new process would
+    have them) leave one waiting drain task in the queue, not one each; once
+    it ran, the next save queues the next."""
+    from django_tasks_db.models import DBTaskResult
+
+    from core.services.index.engine import reset_enqueue_window
+
+    settings.TASKS = DB_TASKS
+    project = factories.make_project()
+    for n in range(12):
+        reset_enqueue_window()  # as if each save came from another process
+        factories.make_item(project=project, title=f"elsewhere {n}")
+    assert DBTaskResult.objects.count() == 1
+    _wait_for_due_tasks()
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    assert weaviate_sync.store.count("AgiraObject") == 13
+    reset_enqueue_window()
+    factories.make_item(project=project, title="after the drain")
+    assert DBTaskResult.objects.filter(status="READY").count() == 1
