@@ -231,6 +231,8 @@ class _BackgroundDrain:
     ends after a quiet while and starts again on the next kick."""
 
     IDLE_SECONDS = 30.0
+    RETRIES = 3
+    RETRY_SECONDS = 0.5
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -260,13 +262,21 @@ class _BackgroundDrain:
 
         from .tasks import drain_outbox
 
+        failures = 0
         try:
             while self._wanted.wait(self.IDLE_SECONDS):
                 self._wanted.clear()
                 try:
                     drain_outbox.enqueue()  # the inline backend: runs here
+                    failures = 0
                 except Exception:
-                    logger.exception("The background drain failed; the changes wait")
+                    # The changes are safe in the outbox: try again a moment
+                    # later (a locked or restarting database), a few times.
+                    failures += 1
+                    logger.exception("The background drain failed (%d); the changes wait", failures)
+                    if failures <= self.RETRIES:
+                        time.sleep(self.RETRY_SECONDS * failures)
+                        self._wanted.set()
                 finally:
                     connections.close_all()  # this thread's own connections
                 with self._lock:
