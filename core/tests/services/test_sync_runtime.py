@@ -199,6 +199,10 @@ def test_without_a_worker_the_drain_runs_beside_the_save_not_in_it(sync, setting
 
     if sync.name == "qdrant":
         pytest.skip("qdrant-client's local mode takes one client at a time (a lock file)")
+    # The test database is SQLite in memory, shared between threads without a busy
+    # timeout: the project is saved (and drained) first, so that the background
+    # drain never writes while this thread does.
+    project = factories.make_project()
     settings.AGIRA_SYNC_INLINE = False
     threads: list[str] = []
 
@@ -207,7 +211,7 @@ def test_without_a_worker_the_drain_runs_beside_the_save_not_in_it(sync, setting
 
     task_started.connect(started)
     try:
-        item = factories.make_item(title="Saved at once")
+        item = factories.make_item(project=project, title="Saved at once")
         assert wait_for_background_drain(60)
     finally:
         task_started.disconnect(started)
