@@ -96,12 +96,6 @@ def roles(user) -> dict[int, str]:
     return cached
 
 
-def forget_roles(user) -> None:
-    """Drop the roles read for this user object (after a change of membership)."""
-    if user is not None and hasattr(user, "_agira_roles"):
-        del user._agira_roles
-
-
 def is_superuser(user) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active and user.is_superuser)
 
