@@ -304,6 +304,54 @@ def claim(target_name: str, options: dict) -> tuple[ReconcileRun, str]:
     )
 
 
+def _claim_all(
+    targets: list[Target], options: dict, report: ReconcileReport
+) -> list[tuple[Target, "TargetResult", ReconcileRun]] | None:
+    """Take the lock of every chosen target before any work, all or none.
+
+    Locks are taken in one order (by name), so of two runs asking for the same
+    targets the second meets a held lock at its first and leaves at once. When
+    one is held, the locks this run took are given back (their runs, which did
+    nothing, are removed) and every chosen target is reported as left to the
+    holder: None is returned."""
+    taken: list[tuple[Target, TargetResult, ReconcileRun]] = []
+    for chosen in sorted(targets, key=lambda t: t.name):
+        result = TargetResult(target=chosen.name, label=chosen.label, dry_run=options["dry_run"])
+        try:
+            run, result.taken_over = claim(chosen.name, options)
+        except RunLocked as exc:
+            ReconcileRun.objects.filter(pk__in=[r.pk for _t, _r, r in taken]).delete()
+            for target in targets:  # reported in the order asked for
+                if target.name == chosen.name:
+                    left = result
+                    left.error = f"Another run holds {chosen.name}: {exc}"
+                else:
+                    left = TargetResult(
+                        target=target.name, label=target.label, dry_run=options["dry_run"]
+                    )
+                    left.error = (
+                        f"Left to run #{exc.holder.pk}, which holds {chosen.name}: "
+                        "this run does all its targets or none"
+                    )
+                left.locked_by = exc.holder
+                report.targets.append(left)
+            return None
+        result.run_id = run.pk
+        taken.append((chosen, result, run))
+    order = {t.name: n for n, t in enumerate(targets)}
+    taken.sort(key=lambda entry: order[entry[0].name])
+    report.targets.extend(result for _t, result, _run in taken)
+    # The runs waiting for their turn beat with the one at work, so that no
+    # other host takes their locks over as stale meanwhile.
+    pks = [run.pk for _t, _r, run in taken]
+    for _target, _result, run in taken:
+        run._held_with = [pk for pk in pks if pk != run.pk]
+    ReconcileRun.objects.filter(pk__in=pks[1:]).update(
+        step=f"waiting: this run does {taken[0][0].name} first"
+    )
+    return taken
+
+
 def _heartbeat(run: ReconcileRun, *, due_only: bool = False, **values) -> None:
     """Save the run's state; with `due_only` only if the last save is
     HEARTBEAT_EVERY seconds old (a commit costs a disk sync on SQLite)."""
@@ -313,6 +361,11 @@ def _heartbeat(run: ReconcileRun, *, due_only: bool = False, **values) -> None:
     run._saved_at = now
     values["heartbeat_at"] = timezone.now()
     ReconcileRun.objects.filter(pk=run.pk).update(**values)
+    waiting = getattr(run, "_held_with", None)
+    if waiting:
+        ReconcileRun.objects.filter(pk__in=waiting, lock__isnull=False).update(
+            heartbeat_at=values["heartbeat_at"]
+        )
 
 
 def _finish(run: ReconcileRun, *, status: str, error: str = "", counts=None) -> None:
@@ -383,17 +436,12 @@ def reconcile(
         "documents": fingerprint,  # which earlier runs a later one can build on
     }
     all_active = active_targets()
+    chosen_targets = select_targets(target)
     report = ReconcileReport()
-    for chosen in select_targets(target):
-        result = TargetResult(target=chosen.name, label=chosen.label, dry_run=dry_run)
-        report.targets.append(result)
-        try:
-            run, result.taken_over = claim(chosen.name, options)
-        except RunLocked as exc:
-            result.locked_by = exc.holder
-            result.error = f"Another run holds {chosen.name}: {exc}"
-            continue
-        result.run_id = run.pk
+    runs = _claim_all(chosen_targets, options, report)
+    if runs is None:
+        return report  # another run holds one of them: nothing was done
+    for chosen, result, run in runs:
         started = time.monotonic()
         try:
             _run_target(
@@ -423,6 +471,13 @@ def reconcile(
                 error=f"{type(exc).__name__}: {exc}",
                 counts=result.counts,
             )
+            # The targets after this one were never started: free their locks.
+            for _later, _result, later_run in runs[runs.index((chosen, result, run)) + 1 :]:
+                _finish(
+                    later_run,
+                    status=ReconcileStatus.FAILED,
+                    error=f"Not started: the run stopped at {chosen.name} ({type(exc).__name__})",
+                )
             raise
         else:
             failed = result.total("failed")

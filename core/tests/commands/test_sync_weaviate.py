@@ -264,6 +264,25 @@ def test_a_live_holder_makes_a_second_run_exit_2_naming_it(weaviate_sync):
     assert holder.status == ReconcileStatus.IN_PROGRESS
 
 
+def test_with_two_targets_a_held_lock_leaves_both_to_its_holder(weaviate_sync, settings):
+    """All the targets or none: the embedded index is free, but the run does
+    not do it alone while another run holds Weaviate."""
+    settings.AGIRA_EMBEDDED_ENABLED = True
+    make_data()
+    holder = _holder()
+    code, out, err = run()
+    assert code == 2, out
+    assert f"Another run holds weaviate: run #{holder.pk}" in err
+    assert f"Left to run #{holder.pk}, which holds weaviate" in err
+    assert list(ReconcileRun.objects.values_list("pk", flat=True)) == [holder.pk]
+    holder.delete()
+    assert run()[0] == 0
+    assert sorted(ReconcileRun.objects.values_list("target", "status")) == [
+        ("embedded", ReconcileStatus.COMPLETED),
+        ("weaviate", ReconcileStatus.COMPLETED),
+    ]
+
+
 def test_a_dead_holder_is_taken_over_and_marked_failed(weaviate_sync):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -156,6 +156,49 @@ def test_two_runs_at_once_one_works_one_exits_2(env, weaviate_server):
     assert_exact(env, weaviate_server)
 
 
+def test_with_two_targets_a_second_run_leaves_at_once_and_the_first_does_both(
+    env, weaviate_server, tmp_path
+):
+    """Weaviate and the embedded index: the run that started first takes both
+    locks before any work and does both targets; the second meets a held lock
+    at its first target, takes none, and exits 2 naming the holder."""
+    env = {
+        **env,
+        "AGIRA_EMBEDDED_ENABLED": "true",
+        "AGIRA_EMBEDDED_PATH": str(tmp_path / "index" / "agira.db"),
+        "AGIRA_EMBEDDER_PROVIDER": "none",
+    }
+    weaviate_server.faults.set_latency(0.1, protocol="grpc")
+    try:
+        first = start(env, "--batch-size", "10")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not runs(env) and first.poll() is None:
+            time.sleep(0.05)
+        assert runs(env), finish(first)
+        second = start(env, "--batch-size", "10")
+        code, out, err = finish(second)
+        assert first.poll() is None, "the first run had ended: the test proves nothing"
+    finally:
+        weaviate_server.faults.set_latency(0.0, protocol="grpc")
+    first_code, first_out, first_err = finish(first)
+
+    assert code == 2, (out, err)
+    holder = next(r for r in runs(env) if r["target"] == "embedded")
+    assert f"Another run holds embedded: run #{holder['id']}" in err
+    assert f"pid {first.pid}" in err
+    assert f"Left to run #{holder['id']}, which holds embedded" in err
+    assert first_code == 0, (first_out, first_err)
+    after = runs(env)
+    # The second run left no run of its own: it did nothing for either target.
+    assert {r["pid"] for r in after} == {first.pid}
+    assert sorted((r["target"], r["status"]) for r in after) == [
+        ("embedded", "completed"),
+        ("weaviate", "completed"),
+    ]
+    assert all(r["totals"]["created"] == db_total(env) for r in after)
+    assert weaviate_server.counters[OBJECTS_CREATED] == db_total(env)
+
+
 def test_a_run_killed_with_sigkill_is_finished_by_the_next_one(env, weaviate_server):
     total = db_total(env)
     weaviate_server.faults.set_latency(0.15, protocol="grpc")
