@@ -55,10 +55,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    # Before django_tasks_db: Agira's `db_worker` (the same worker, with the
+    # sync upkeep beside it) is the one `manage.py db_worker` runs.
+    "core",
     "django_tasks",
     "django_tasks_db",
     "ninja",  # only for its vendored Swagger UI files: /api/docs works offline
-    "core",
 ]
 
 MIDDLEWARE = [
@@ -242,8 +244,15 @@ AGIRA_SYNC_BATCH_SIZE = env.int("AGIRA_SYNC_BATCH_SIZE", default=500)
 AGIRA_SYNC_MAX_ATTEMPTS = env.int("AGIRA_SYNC_MAX_ATTEMPTS", default=6)
 AGIRA_SYNC_BACKOFF_SECONDS = env.float("AGIRA_SYNC_BACKOFF_SECONDS", default=5.0)
 AGIRA_SYNC_BACKOFF_MAX_SECONDS = env.float("AGIRA_SYNC_BACKOFF_MAX_SECONDS", default=3600.0)
-# How long a drain may hold records before another drain may take them over.
-AGIRA_SYNC_LEASE_SECONDS = env.int("AGIRA_SYNC_LEASE_SECONDS", default=300)
+# How long a drain holds the records of a batch before another drain may take
+# them over; renewed every third of it while the batch is in flight, so a
+# drain that died gives its batch up within this many seconds.
+AGIRA_SYNC_LEASE_SECONDS = env.int("AGIRA_SYNC_LEASE_SECONDS", default=30)
+# How often the worker (`manage.py db_worker`) looks after the sync on its own:
+# frees the leases of dead drains, marks task rows whose worker died, checks
+# that each index still holds what the records say, and queues a drain for
+# what is due (a retry's backoff over, a lease expired) without waiting for a save.
+AGIRA_SYNC_UPKEEP_SECONDS = env.float("AGIRA_SYNC_UPKEEP_SECONDS", default=10.0)
 # Texts in the index are capped at this many characters, with a visible marker.
 AGIRA_INDEX_MAX_TEXT_CHARS = env.int("AGIRA_INDEX_MAX_TEXT_CHARS", default=100_000)
 

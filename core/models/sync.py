@@ -184,9 +184,11 @@ class SyncRecord(models.Model):
     # marks the record synced if it is unchanged, so a change that arrives
     # while a write is in flight is never lost.
     version = models.BigIntegerField(default=0)
-    # A drain leases the records it works on; an expired lease (a drain that
-    # died) frees them for the next one.
-    claim_token = models.CharField(max_length=32, blank=True)
+    # A drain leases the records it works on, for a short while it renews as
+    # long as the batch is in flight. The token names the holder
+    # (host:pid:claim): an expired lease, or one whose process died on this
+    # host, frees the records for the next drain.
+    claim_token = models.CharField(max_length=100, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -24,6 +24,7 @@ import atexit
 import copy
 import dataclasses
 import logging
+import os
 import random
 import threading
 import time
@@ -46,6 +47,7 @@ from core.models import (
     SyncState,
     SyncTargetStatus,
 )
+from core.services.runlock import HOST
 
 from . import config
 from .documents import (
@@ -533,13 +535,27 @@ def _due(target_name: str, now, cutoff) -> QuerySet:
     )
 
 
+def claim_token() -> str:
+    """A new lease's token: the holder's host and process, and the claim."""
+    return f"{HOST[:60]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+
+
+def token_holder(token: str) -> tuple[str, int] | None:
+    """(host, pid) of the process that holds a lease, None if it says none."""
+    host, _sep, rest = token.rpartition(":")
+    host, _sep, pid = host.rpartition(":")
+    if not host or not pid.isdigit() or not rest:
+        return None
+    return host, int(pid)
+
+
 def _claim(target_name: str, cutoff) -> list[SyncRecord]:
     """Lease a batch of due records to this drain (safe against other drains)."""
     return _retrying_deadlocks("leasing a batch", lambda: _claim_once(target_name, cutoff))
 
 
 def _claim_once(target_name: str, cutoff) -> list[SyncRecord]:
-    token = uuid.uuid4().hex
+    token = claim_token()
     now = timezone.now()
     with transaction.atomic():
         due = _due(target_name, now, cutoff).order_by("next_attempt_at", "id")
@@ -557,6 +573,89 @@ def _claim_once(target_name: str, cutoff) -> list[SyncRecord]:
             claimed_until=now + timedelta(seconds=settings.AGIRA_SYNC_LEASE_SECONDS),
         )
     return list(SyncRecord.objects.filter(id__in=ids, claim_token=token))
+
+
+class _LeaseKeeper:
+    """Renews the leases of the batches this process has in flight, each a
+    third of `AGIRA_SYNC_LEASE_SECONDS` after it was taken or last renewed,
+    from one thread that ends when none is. So leases can be short: a drain
+    that dies stops renewing, and its batch is due again within one lease (at
+    once, on its own host, by the worker's upkeep), while a slow batch keeps
+    its lease as long as it works."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[tuple[int, ...], float]] = {}  # token -> (ids, renew at)
+        self._wake = threading.Event()
+        self._wake_at = 0.0
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _every() -> float:
+        return max(settings.AGIRA_SYNC_LEASE_SECONDS / 3, 0.05)
+
+    def hold(self, token: str, ids: list[int]) -> None:
+        renew_at = time.monotonic() + self._every()
+        with self._lock:
+            self._held[token] = (tuple(ids), renew_at)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="agira-sync-leases", daemon=True
+                )
+                self._thread.start()
+            elif renew_at < self._wake_at:
+                self._wake.set()  # sooner than the thread means to wake
+
+    def let_go(self, token: str) -> None:
+        with self._lock:
+            self._held.pop(token, None)
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        while True:
+            with self._lock:
+                if not self._held:
+                    self._thread = None
+                    return
+                self._wake_at = min(at for _ids, at in self._held.values())
+            self._wake.wait(max(0.0, self._wake_at - time.monotonic()))
+            self._wake.clear()
+            now = time.monotonic()
+            with self._lock:
+                ripe = {t: ids for t, (ids, at) in self._held.items() if at <= now}
+            if not ripe:
+                continue
+            try:
+                self._renew(ripe)
+            except Exception:
+                # A lease not renewed only lets another drain take the batch
+                # too (writes are idempotent upserts); say so and go on.
+                logger.exception("Renewing the leases of %d batches failed", len(ripe))
+            finally:
+                connections.close_all()  # this thread's own connections
+            with self._lock:
+                for token, ids in ripe.items():
+                    if token in self._held:
+                        self._held[token] = (ids, now + self._every())
+
+    @staticmethod
+    def _renew(held: dict[str, tuple[int, ...]]) -> None:
+        for attempt in range(1, 4):
+            until = timezone.now() + timedelta(seconds=settings.AGIRA_SYNC_LEASE_SECONDS)
+            try:
+                for token, ids in held.items():
+                    SyncRecord.objects.filter(id__in=ids, claim_token=token).update(
+                        claimed_until=until
+                    )
+                return
+            except OperationalError:
+                if attempt == 3:
+                    raise
+                time.sleep(0.05 * attempt)  # a locked database: a moment later
+
+
+_leases = _LeaseKeeper()
 
 
 def _release(records: list[SyncRecord]) -> None:
@@ -607,6 +706,8 @@ def _drain_batches(target: Target, *, cutoff, max_batches: int | None) -> Target
         if not records:
             break
         batches += 1
+        token = records[0].claim_token
+        _leases.hold(token, [r.id for r in records])
         try:
             _process(target, records, report)
         except TargetUnavailable as exc:
@@ -618,6 +719,8 @@ def _drain_batches(target: Target, *, cutoff, max_batches: int | None) -> Target
         except Exception:
             _release(records)
             raise
+        finally:
+            _leases.let_go(token)
     if batches:
         _set_status(target)
     return report

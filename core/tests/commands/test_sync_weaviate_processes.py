@@ -8,19 +8,18 @@ this test session, whose store and call counters the tests read.
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from core.testing.weaviate_server.faults import OBJECTS_CREATED, OBJECTS_DELETED, OBJECTS_UPDATED
+from core.tests import processes
+from core.tests.processes import base_env, finish
 
-ROOT = Path(__file__).resolve().parents[3]
 TABLES = (
     "core_item",
     "core_itemcomment",
@@ -33,73 +32,27 @@ TABLES = (
 )
 
 
-def _base_env(var_dir: Path, db_file: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGIRA_WEAVIATE_")}
-    env.update(
-        DATABASE_URL=f"sqlite:///{db_file}",
-        AGIRA_VAR_DIR=str(var_dir),
-        AGIRA_QDRANT_ENABLED="false",
-        AGIRA_EMBEDDED_ENABLED="false",
-        AGIRA_QDRANT_PATH=str(var_dir / "qdrant"),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory) -> tuple[Path, Path]:
     """A migrated database with the demo data, not indexed."""
     var_dir = tmp_path_factory.mktemp("reconcile-var")
     db_file = var_dir / "template.sqlite3"
-    env = _base_env(var_dir, db_file)
+    env = base_env(var_dir, db_file)
     env["AGIRA_WEAVIATE_ENABLED"] = "false"
-    for args in (["migrate", "-v0"], ["seed_demo", "--items", "40", "--no-index"]):
-        subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-    # One self-contained file (no WAL beside it) to copy.
-    with sqlite3.connect(db_file) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    processes.manage(env, "migrate", "-v0")
+    processes.manage(env, "seed_demo", "--items", "40", "--no-index")
+    processes.checkpoint(db_file)
     return var_dir, db_file
 
 
 @pytest.fixture
 def env(seeded, tmp_path, weaviate_server) -> dict:
     var_dir, template = seeded
-    db_file = tmp_path / "agira.sqlite3"
-    shutil.copy(template, db_file)
-    env = _base_env(var_dir, db_file)
-    env.update(
-        AGIRA_WEAVIATE_ENABLED="true",
-        AGIRA_WEAVIATE_URL="http://127.0.0.1",
-        AGIRA_WEAVIATE_HTTP_PORT=str(weaviate_server.http_port),
-        AGIRA_WEAVIATE_GRPC_PORT=str(weaviate_server.grpc_port),
-        AGIRA_WEAVIATE_CONNECT_TIMEOUT="3",
-    )
-    env["_DB"] = str(db_file)
-    return env
+    return processes.copied_env(template, var_dir, tmp_path, weaviate_server)
 
 
 def start(env: dict, *args: str, stdin=subprocess.DEVNULL) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "sync_weaviate", *args],
-        cwd=ROOT,
-        env=env,
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
+    return processes.start(env, "sync_weaviate", *args, stdin=stdin)
 
 
 def db_total(env: dict) -> int:

@@ -9,6 +9,7 @@ import warnings
 import pytest
 from django.core.management import call_command
 from django.db import close_old_connections, connection
+from django.utils import timezone
 
 from core.models import Item, SyncOutbox, SyncRecord, SyncState
 from core.services.index.documents import object_uuid
@@ -331,3 +332,50 @@ def test_one_waiting_drain_task_serves_every_process(weaviate_sync, settings):
     reset_enqueue_window()
     factories.make_item(project=project, title="after the drain")
     assert DBTaskResult.objects.filter(status="READY").count() == 1
+
+
+def test_a_slow_batch_keeps_its_lease_while_it_works(weaviate_sync, settings):
+    """Leases are short and renewed while the batch is in flight: after the
+    first lease would have ended, no other drain can take the batch, and the
+    slow drain's write is recorded."""
+    from core.services.index.engine import _claim
+
+    settings.AGIRA_SYNC_LEASE_SECONDS = 0.6
+    item = factories.make_item(title="Fast")
+    settings.TASKS = DB_TASKS  # from here saves only record; the test drains
+    item.title = "Slow"
+    item.save()
+    weaviate_sync.faults.set_latency(1.5, protocol="grpc")
+    reports = []
+
+    def slow_drain() -> None:
+        try:
+            reports.append(drain())
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=slow_drain)
+    first.start()
+    try:
+        record = SyncRecord.objects.filter(object_type="item", object_id=str(item.pk))
+        deadline = time.monotonic() + 10
+        while not record.get().claim_token and time.monotonic() < deadline:
+            time.sleep(0.02)
+        leased = record.get()
+        assert leased.claim_token, "the slow drain never leased the record"
+        while timezone.now() <= leased.claimed_until and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # The first lease is over, the write is not: the batch is still held.
+        assert _claim("weaviate", timezone.now()) == []
+        renewed = record.get()
+        assert renewed.claim_token == leased.claim_token
+        assert renewed.claimed_until > leased.claimed_until
+    finally:
+        first.join()
+        weaviate_sync.faults.set_latency(0.0)
+    assert reports[0].targets["weaviate"].written == 1
+    done = record.get()
+    assert done.state == SyncState.SYNCED
+    assert not done.claim_token
+    uid = object_uuid("item", item.pk)
+    assert weaviate_sync.store.get("AgiraObject", uid)["title"] == "Slow"

@@ -1,0 +1,159 @@
+"""The task worker as real processes: killed in the middle of a batch, and
+left with work that is due while nobody saves.
+
+Each test has its own file-based SQLite database (migrated once per module,
+copied per test), `manage.py db_worker` processes on the database queue, and
+the in-process Weaviate-compatible server of the test session.
+"""
+
+import signal
+
+import pytest
+
+from core.tests import processes
+from core.tests.processes import base_env, query, wait_for
+
+ITEMS = 12
+SAVE_ITEMS = f"""
+from core.models import Item, Organisation, Project
+organisation = Organisation.objects.create(name="Workers")
+project = Project.objects.create(name="Worker test", organisation=organisation)
+for n in range({ITEMS}):
+    Item.objects.create(project=project, title=f"item {{n}}")
+"""
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory):
+    var_dir = tmp_path_factory.mktemp("worker-var")
+    db_file = var_dir / "template.sqlite3"
+    processes.manage(base_env(var_dir, db_file), "migrate", "-v0")
+    processes.checkpoint(db_file)
+    return var_dir, db_file
+
+
+@pytest.fixture
+def env(migrated, tmp_path, weaviate_server) -> dict:
+    var_dir, template = migrated
+    env = processes.copied_env(template, var_dir, tmp_path, weaviate_server)
+    env.update(
+        AGIRA_TASKS_BACKEND="django_tasks_db.DatabaseBackend",
+        AGIRA_EMBEDDER_PROVIDER="none",
+        AGIRA_SYNC_UPKEEP_SECONDS="0.3",
+    )
+    return env
+
+
+def worker(env: dict):
+    return processes.start(
+        env, "db_worker", "--interval", "0.1", "--no-reload", "--no-startup-delay"
+    )
+
+
+def stop(proc) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=30)
+        except Exception:
+            proc.kill()
+            proc.communicate()
+
+
+def records(env: dict) -> list:
+    return query(env["_DB"], "SELECT * FROM core_syncrecord WHERE target = 'weaviate'")
+
+
+def all_synced(env: dict, server) -> bool:
+    rows = records(env)
+    return (
+        len(rows) == ITEMS + 1
+        and all(r["state"] == "synced" for r in rows)
+        and server.store.count("AgiraObject") == ITEMS + 1
+    )
+
+
+def test_a_worker_killed_mid_batch_leaves_nothing_stuck(env, weaviate_server):
+    """A worker is killed with SIGKILL while its drain writes a batch. The
+    lease is long (10 minutes), so only finding the holder dead frees it:
+    another worker does, writes the batch without any new save, and marks the
+    killed task failed instead of running for ever."""
+    env = {**env, "AGIRA_SYNC_LEASE_SECONDS": "600"}
+    processes.manage(env, "shell", "-c", SAVE_ITEMS)
+    weaviate_server.faults.set_latency(30.0, protocol="grpc")
+    victim = worker(env)
+    try:
+        wait_for(
+            lambda: any(r["claim_token"] for r in records(env)),
+            seconds=60,
+            what="the first worker to lease a batch",
+        )
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=30)
+    finally:
+        stop(victim)
+        weaviate_server.faults.set_latency(0.0)
+    (killed,) = query(
+        env["_DB"], "SELECT * FROM django_tasks_database_dbtaskresult WHERE status = 'RUNNING'"
+    )
+    assert all(r["state"] == "pending" for r in records(env))
+
+    rescuer = worker(env)
+    try:
+        wait_for(
+            lambda: all_synced(env, weaviate_server),
+            seconds=60,
+            what="the second worker to write the killed worker's batch",
+        )
+    finally:
+        stop(rescuer)
+    (row,) = query(
+        env["_DB"], "SELECT * FROM django_tasks_database_dbtaskresult WHERE id = ?", (killed["id"],)
+    )
+    assert row["status"] == "FAILED"
+    assert row["exception_class_path"] == "core.services.index.upkeep.WorkerDied"
+    assert f"(pid {victim.pid} on " in row["traceback"]
+    statuses = [
+        r["status"] for r in query(env["_DB"], "SELECT * FROM django_tasks_database_dbtaskresult")
+    ]
+    assert "RUNNING" not in statuses  # nothing left claiming to run
+    titles = sorted(o["title"] for o in weaviate_server.store.objects("AgiraObject").values())
+    assert titles == sorted(["Worker test", *(f"item {n}" for n in range(ITEMS))])
+
+
+def test_the_worker_drains_what_becomes_due_without_a_save(env, weaviate_server):
+    """Records leased by a drain on another machine that never came back, and
+    records waiting for their retry's backoff, with no task in the queue: the
+    worker writes them once the lease ends and the backoff is over, though
+    nobody saves anything."""
+    prepare = (
+        SAVE_ITEMS
+        + """
+from datetime import timedelta
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+from core.models import SyncRecord
+from core.services.index.engine import fold_outbox
+fold_outbox(target_names=["weaviate"])
+ids = list(SyncRecord.objects.order_by("id").values_list("id", flat=True))
+soon = timezone.now() + timedelta(seconds=2)
+SyncRecord.objects.filter(id__in=ids[::2]).update(
+    claim_token="elsewhere:4242:0123456789abcdef", claimed_until=soon
+)
+SyncRecord.objects.filter(id__in=ids[1::2]).update(attempts=1, next_attempt_at=soon)
+DBTaskResult.objects.all().delete()
+"""
+    )
+    processes.manage(env, "shell", "-c", prepare)
+    assert not query(env["_DB"], "SELECT * FROM django_tasks_database_dbtaskresult")
+    assert not query(env["_DB"], "SELECT * FROM core_syncoutbox")
+    proc = worker(env)
+    try:
+        wait_for(
+            lambda: all_synced(env, weaviate_server),
+            seconds=60,
+            what="the worker to drain the records once due",
+        )
+    finally:
+        stop(proc)
+    assert all(r["attempts"] == 0 and not r["claim_token"] for r in records(env))
