@@ -253,6 +253,9 @@ AGIRA_SYNC_LEASE_SECONDS = env.int("AGIRA_SYNC_LEASE_SECONDS", default=30)
 # that each index still holds what the records say, and queues a drain for
 # what is due (a retry's backoff over, a lease expired) without waiting for a save.
 AGIRA_SYNC_UPKEEP_SECONDS = env.float("AGIRA_SYNC_UPKEEP_SECONDS", default=10.0)
+# How often a process compares what each index holds with what its records say
+# is synced (an index that came back empty is written again).
+AGIRA_SYNC_INDEX_CHECK_SECONDS = env.float("AGIRA_SYNC_INDEX_CHECK_SECONDS", default=60.0)
 # Texts in the index are capped at this many characters, with a visible marker.
 AGIRA_INDEX_MAX_TEXT_CHARS = env.int("AGIRA_INDEX_MAX_TEXT_CHARS", default=100_000)
 

@@ -176,6 +176,11 @@ class SyncRecord(models.Model):
     # none: a change of model makes every record due for a new vector.
     embedding_model = models.CharField(max_length=300, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # While pending: when the oldest change not yet in the index was saved.
+    pending_since = models.DateTimeField(null=True, blank=True)
+    # Of the last write by a drain: milliseconds from that save to the index
+    # holding it (the dashboard's p95 over the last hour).
+    index_latency_ms = models.PositiveIntegerField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -217,6 +222,11 @@ class SyncTargetStatus(models.Model):
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     server_version = models.CharField(max_length=50, blank=True)
+    # The last time the index was found to have lost what its records say it
+    # holds (restarted without its data, a dropped collection, a new server),
+    # and what was done about it.
+    index_lost_at = models.DateTimeField(null=True, blank=True)
+    index_lost_note = models.TextField(blank=True)
 
     class Meta:
         verbose_name_plural = "sync target status"

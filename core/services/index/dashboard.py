@@ -36,7 +36,13 @@ class TargetPanel:
     checked_at: object
     counts: list[tuple[str, list[int], int]]  # (type, counts per state, row total)
     totals: list[int]
-    lag_seconds: float | None
+    lag_seconds: float | None  # age of the oldest change not yet in the index
+    # Save to index over the last hour: the p95 in seconds and how many
+    # writes it is taken over (each object's last write by a drain).
+    p95_seconds: float | None = None
+    writes_last_hour: int = 0
+    index_lost_at: object = None  # when the index was last found to have lost objects
+    index_lost_note: str = ""
     failed: list[SyncRecord] = field(default_factory=list)
     chart: dict = field(default_factory=dict)
     runs: list[ReconcileRun] = field(default_factory=list)  # newest reconcile runs
@@ -145,8 +151,9 @@ def dashboard() -> list[TargetPanel]:
             if object_type in grid and state in STATES:
                 grid[object_type][STATES.index(state)] = n
         oldest_pending = SyncRecord.objects.filter(target=name, state=SyncState.PENDING).aggregate(
-            oldest=Min("changed_at")
+            oldest=Min("pending_since")
         )["oldest"]
+        p95, writes = save_to_index_p95(name, now)
         oldest = min(
             [d for d in (oldest_pending, oldest_outbox if target else None) if d], default=None
         )
@@ -168,7 +175,11 @@ def dashboard() -> list[TargetPanel]:
                 checked_at=status.last_checked_at if status else None,
                 counts=[(t, row, sum(row)) for t, row in grid.items() if sum(row)],
                 totals=[sum(row[i] for row in grid.values()) for i in range(len(STATES))],
-                lag_seconds=(now - oldest).total_seconds() if oldest else None,
+                lag_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else None,
+                p95_seconds=p95,
+                writes_last_hour=writes,
+                index_lost_at=status.index_lost_at if status else None,
+                index_lost_note=status.index_lost_note if status else "",
                 failed=list(
                     SyncRecord.objects.filter(target=name, state=SyncState.FAILED).order_by(
                         "-changed_at"
@@ -179,6 +190,21 @@ def dashboard() -> list[TargetPanel]:
             )
         )
     return panels
+
+
+def save_to_index_p95(target: str, now) -> tuple[float | None, int]:
+    """The 95th percentile (nearest rank) of the time from a save to the index
+    holding it, over the objects a drain wrote in the last hour, in seconds;
+    and how many writes that is."""
+    latencies = SyncRecord.objects.filter(
+        target=target, last_synced_at__gte=now - CHART_WINDOW, index_latency_ms__isnull=False
+    )
+    writes = latencies.count()
+    if not writes:
+        return None, 0
+    rank = math.ceil(0.95 * writes) - 1
+    p95 = latencies.order_by("index_latency_ms").values_list("index_latency_ms", flat=True)[rank]
+    return p95 / 1000, writes
 
 
 RUNS_SHOWN = 5
@@ -196,10 +222,12 @@ def retry_failed(
     records = SyncRecord.objects.filter(target=target, state=SyncState.FAILED)
     if object_type is not None:
         records = records.filter(object_type=object_type, object_id=object_id)
+    now = timezone.now()
     count = records.update(
         state=SyncState.PENDING,
         attempts=0,
-        next_attempt_at=timezone.now(),
+        next_attempt_at=now,
+        pending_since=now,
         claim_token="",
         claimed_until=None,
     )

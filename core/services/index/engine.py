@@ -491,8 +491,16 @@ def _retrying_deadlocks(what: str, fn):
 
 
 def _deadlock(exc: Exception) -> bool:
+    """A conflict the database resolved by failing this transaction: a
+    PostgreSQL deadlock, or SQLite's table lock between connections sharing a
+    cache (which, unlike a busy database, waits for no timeout)."""
     cause = exc.__cause__
-    return getattr(cause, "sqlstate", None) == "40P01" or "deadlock" in str(exc).lower()
+    text = str(exc).lower()
+    return (
+        getattr(cause, "sqlstate", None) == "40P01"
+        or "deadlock" in text
+        or "database table is locked" in text
+    )
 
 
 def _fold_once(target_names: list[str]) -> int:
@@ -501,20 +509,29 @@ def _fold_once(target_names: list[str]) -> int:
         if connection.features.has_select_for_update_skip_locked:
             outbox = outbox.select_for_update(skip_locked=True)
         rows = list(
-            outbox.values_list("id", "object_type", "object_id", "operation")[
+            outbox.values_list("id", "object_type", "object_id", "operation", "created_at")[
                 : settings.AGIRA_SYNC_BATCH_SIZE * 4
             ]
         )
         if not rows:
             return 0
         latest: dict[tuple[str, str], tuple[int, str]] = {}
-        for row_id, object_type, object_id, operation in rows:
+        saved: dict[tuple[str, str], object] = {}  # the oldest of the object's saves
+        for row_id, object_type, object_id, operation, created_at in rows:
             latest[(object_type, object_id)] = (row_id, operation)  # last one wins
+            saved.setdefault((object_type, object_id), created_at)
         now = timezone.now()
         if target_names:
             _fold_rows(
                 sorted(
-                    (name, object_type, object_id, operation, row_id)
+                    (
+                        name,
+                        object_type,
+                        object_id,
+                        operation,
+                        row_id,
+                        saved[(object_type, object_id)],
+                    )
                     for name in target_names
                     for (object_type, object_id), (row_id, operation) in latest.items()
                 ),
@@ -879,7 +896,7 @@ def _complete_once(target: Target, outcomes: list[_Outcome], report: TargetRepor
             elif outcome.state == SyncState.FAILED:
                 record.state, record.last_error = SyncState.FAILED, outcome.error[:4000]
                 record.attempts += 1
-                record.next_attempt_at = None
+                record.next_attempt_at = record.pending_since = None
                 report.failed += 1
             else:
                 record.state = outcome.state
@@ -887,6 +904,10 @@ def _complete_once(target: Target, outcomes: list[_Outcome], report: TargetRepor
                 record.embedding_model = outcome.embedding_model
                 record.last_synced_at = now
                 record.attempts, record.last_error, record.next_attempt_at = 0, "", None
+                if record.pending_since is not None:
+                    waited = (now - record.pending_since).total_seconds()
+                    record.index_latency_ms = max(0, round(waited * 1000))
+                record.pending_since = None
             record.changed_at = now
             changed.append(record)
         _update_records(changed)
@@ -896,27 +917,35 @@ def _complete_once(target: Target, outcomes: list[_Outcome], report: TargetRepor
 # executemany SQL (the same on SQLite and PostgreSQL): the ORM's per-field
 # value preparation would cost more than the index write itself.
 _RECORD_TABLE = SyncRecord._meta.db_table
+# A record already pending keeps the time of its oldest unwritten save.
 _FOLD_SQL = f"""
     INSERT INTO {_RECORD_TABLE} (target, object_type, object_id, operation, state, content_hash,
-        embedding_model, attempts, next_attempt_at, last_error, changed_at, version, claim_token)
-    VALUES (%s, %s, %s, %s, 'pending', '', '', 0, %s, '', %s, %s, '')
+        embedding_model, attempts, next_attempt_at, last_error, changed_at, version, claim_token,
+        pending_since)
+    VALUES (%s, %s, %s, %s, 'pending', '', '', 0, %s, '', %s, %s, '', %s)
     ON CONFLICT (target, object_type, object_id) DO UPDATE SET
         operation = excluded.operation, state = 'pending', version = excluded.version,
         attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = '',
-        changed_at = excluded.changed_at
+        changed_at = excluded.changed_at,
+        pending_since = CASE WHEN {_RECORD_TABLE}.state = 'pending'
+            AND {_RECORD_TABLE}.pending_since IS NOT NULL
+            THEN {_RECORD_TABLE}.pending_since ELSE excluded.pending_since END
 """  # noqa: S608 - the table name is ours
 _COMPLETE_SQL = f"""
     UPDATE {_RECORD_TABLE} SET state = %s, content_hash = %s, embedding_model = %s,
         last_synced_at = %s, attempts = %s, last_error = %s, next_attempt_at = %s, claim_token = '',
-        claimed_until = NULL, changed_at = %s
+        claimed_until = NULL, changed_at = %s, pending_since = %s, index_latency_ms = %s
     WHERE id = %s
 """  # noqa: S608 - the table name is ours
 
 
 def _fold_rows(rows: list[tuple], now) -> None:
-    at = connection.ops.adapt_datetimefield_value(now)
+    adapt = connection.ops.adapt_datetimefield_value
+    at = adapt(now)
     with connection.cursor() as cursor:
-        cursor.executemany(_FOLD_SQL, [(*row[:4], at, at, row[4]) for row in rows])
+        cursor.executemany(
+            _FOLD_SQL, [(*row[:4], at, at, row[4], adapt(row[5] or now)) for row in rows]
+        )
 
 
 def _update_records(records: list[SyncRecord]) -> None:
@@ -934,6 +963,8 @@ def _update_records(records: list[SyncRecord]) -> None:
                     r.last_error,
                     adapt(r.next_attempt_at),
                     adapt(r.changed_at),
+                    adapt(r.pending_since),
+                    r.index_latency_ms,
                     r.id,
                 )
                 for r in records
@@ -958,8 +989,9 @@ def record_outcomes(
         "claim_token": "",
         "claimed_until": None,
         "changed_at": now,
+        "pending_since": None,
     }
-    common = ["operation", "state", "claim_token", "claimed_until", "changed_at"]
+    common = ["operation", "state", "claim_token", "claimed_until", "changed_at", "pending_since"]
     _save_records(
         [
             SyncRecord(

@@ -18,9 +18,11 @@ def drain_outbox() -> dict:
 
     from .dashboard import take_sample
     from .engine import _enqueue_drain, drain
+    from .upkeep import check_indexes
 
     report = drain(automatic=True)
     take_sample()  # the dashboard's pending chart (throttled)
+    check_indexes()  # an index that came back empty is written again (throttled)
     if report.retry_after:
         _retry_later(report.retry_after)
     elif SyncOutbox.objects.exists():

@@ -12,18 +12,37 @@ A drain runs after a save commits. Three things need one without a save, and
   expiry: when either is over, the record is due and a drain is queued;
 * the task row of a drain whose worker died stays "running" for ever: it is
   marked failed, saying which worker died.
+
+And an index can come back empty (Weaviate restarted without its volume, a
+collection dropped, a new Qdrant server): drains write only what changed, so
+the records would go on saying "synced" for objects that are gone.
+`check_indexes()` (every `AGIRA_SYNC_INDEX_CHECK_SECONDS`, from the upkeep and
+from drain tasks) compares what each index holds with what its records say
+is synced; an index holding less than half of that lost it, and its synced
+records are made pending again, so the next drain writes them all.
 """
 
 import logging
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
-from core.models import SyncOutbox, SyncRecord, SyncState
+from core.models import ReconcileRun, SyncOutbox, SyncRecord, SyncState, SyncTargetStatus
 from core.services.runlock import HOST, pid_alive
 
-from .engine import _breaker_open, _drain_waiting_in_queue, _due, active_targets, token_holder
-from .targets.base import Target
+from .engine import (
+    _breaker_open,
+    _drain_waiting_in_queue,
+    _due,
+    active_targets,
+    schedule_drain,
+    token_holder,
+)
+from .targets.base import Target, TargetUnavailable
 
 logger = logging.getLogger("agira.index")
 
@@ -37,6 +56,7 @@ class UpkeepReport:
     leases_freed: int = 0
     tasks_abandoned: int = 0
     drain_queued: bool = False
+    lost: list[str] = field(default_factory=list)  # targets found to have lost objects
 
 
 def upkeep(targets: list[Target] | None = None) -> UpkeepReport:
@@ -45,7 +65,7 @@ def upkeep(targets: list[Target] | None = None) -> UpkeepReport:
     others (each is logged)."""
     report = UpkeepReport()
     targets = active_targets() if targets is None else targets
-    for part in (_free_dead_leases, _mark_abandoned_tasks, _queue_due_work):
+    for part in (_free_dead_leases, _mark_abandoned_tasks, _check_indexes, _queue_due_work):
         try:
             part(report, targets)
         except Exception:
@@ -135,3 +155,93 @@ def _queue_due_work(report: UpkeepReport, targets: list[Target]) -> None:
 
     drain_outbox.enqueue()
     report.drain_queued = True
+
+
+# -- an index that lost what its records say it holds -----------------------------
+# Below this many synced records a count proves little (a new install).
+LOST_CHECK_MIN_RECORDS = 20
+_checked_lock = threading.Lock()
+_checked_at: dict[str, float] = {}  # target -> monotonic time of its last check
+
+
+def _check_indexes(report: UpkeepReport, targets: list[Target]) -> None:
+    report.lost.extend(check_indexes(targets))
+
+
+def check_indexes(targets: list[Target] | None = None, *, force: bool = False) -> list[str]:
+    """Find each target that holds far fewer objects than its synced records
+    say (at most once per `AGIRA_SYNC_INDEX_CHECK_SECONDS` per target and
+    process, unless `force`), and make those records pending again. Returns
+    the names of the targets found so."""
+    targets = active_targets() if targets is None else targets
+    lost = []
+    for target in targets:
+        if not force and not _check_due(target.name):
+            continue
+        if ReconcileRun.objects.filter(lock=target.name).exists():
+            continue  # a reconcile is rewriting it: its counts are in motion
+        synced = SyncRecord.objects.filter(target=target.name, state=SyncState.SYNCED).count()
+        if synced < LOST_CHECK_MIN_RECORDS:
+            continue
+        held = _count(target)
+        if held is None:
+            continue  # unreachable: the drains report that, and the records wait anyway
+        if held * 2 >= synced:
+            continue
+        mark_index_lost(target, held=held, synced=synced)
+        lost.append(target.name)
+    return lost
+
+
+def _count(target: Target) -> int | None:
+    """What the index holds; None if it cannot be asked. A failed count is
+    tried once more: a client that met a restarted server reconnects, and
+    makes the collection again if it was gone."""
+    for attempt in (1, 2):
+        try:
+            with target.session():
+                return target.count()
+        except TargetUnavailable as exc:
+            if attempt == 2:
+                logger.info("Could not count what %s holds: %s", target.label, exc)
+    return None
+
+
+def _check_due(name: str) -> bool:
+    every = settings.AGIRA_SYNC_INDEX_CHECK_SECONDS
+    if every <= 0:
+        return False  # turned off
+    now = time.monotonic()
+    with _checked_lock:
+        if now - _checked_at.get(name, float("-inf")) < every:
+            return False
+        _checked_at[name] = now
+        return True
+
+
+def mark_index_lost(target: Target, *, held: int, synced: int) -> int:
+    """Make every synced record of `target` pending, to be written again, and
+    say so on the dashboard and in the log. Returns how many were."""
+    now = timezone.now()
+    with transaction.atomic():
+        pending = SyncRecord.objects.filter(target=target.name, state=SyncState.SYNCED).update(
+            state=SyncState.PENDING,
+            content_hash="",
+            last_synced_at=None,
+            attempts=0,
+            next_attempt_at=None,
+            last_error="",
+            pending_since=now,
+            changed_at=now,
+        )
+        note = (
+            f"{target.label} held {held:,} objects where {synced:,} were synced: it lost them "
+            "(restarted without its data, a dropped collection or a new server). "
+            f"{pending:,} objects were put back in the queue to be written again."
+        )
+        SyncTargetStatus.objects.update_or_create(
+            target=target.name, defaults={"index_lost_at": now, "index_lost_note": note}
+        )
+        schedule_drain()
+    logger.warning("%s", note)
+    return pending

@@ -64,12 +64,13 @@ def records(env: dict) -> list:
     return query(env["_DB"], "SELECT * FROM core_syncrecord WHERE target = 'weaviate'")
 
 
-def all_synced(env: dict, server) -> bool:
+def all_synced(env: dict, server, count: int = ITEMS + 1) -> bool:
+    """`count` objects, each in the index and recorded as synced there."""
     rows = records(env)
     return (
-        len(rows) == ITEMS + 1
+        len(rows) == count
         and all(r["state"] == "synced" for r in rows)
-        and server.store.count("AgiraObject") == ITEMS + 1
+        and server.store.count("AgiraObject") == count
     )
 
 
@@ -157,3 +158,38 @@ DBTaskResult.objects.all().delete()
     finally:
         stop(proc)
     assert all(r["attempts"] == 0 and not r["claim_token"] for r in records(env))
+
+
+def test_the_worker_writes_again_an_index_that_came_back_empty(env, weaviate_server):
+    """Weaviate restarts without its volume while the worker runs and nobody
+    saves: the worker finds the index far below what the records say is
+    synced, puts those records back in the queue and writes them again; the
+    dashboard's status and the worker's log say what happened."""
+    env = {**env, "AGIRA_SYNC_INDEX_CHECK_SECONDS": "0.5"}
+    many = SAVE_ITEMS.replace(f"range({ITEMS})", "range(30)")
+    processes.manage(env, "shell", "-c", many)
+    proc = worker(env)
+    try:
+        wait_for(lambda: all_synced(env, weaviate_server, 31), seconds=60, what="the first sync")
+        weaviate_server.down()
+        weaviate_server.store.reset()  # restarted without its data
+        weaviate_server.up()
+        wait_for(
+            lambda: query(env["_DB"], "SELECT * FROM core_synctargetstatus WHERE index_lost_at"),
+            seconds=60,
+            what="the worker to find the index emptied",
+        )
+        wait_for(
+            lambda: all_synced(env, weaviate_server, 31),
+            seconds=60,
+            what="the worker to write the index again",
+        )
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=30)
+    (status,) = query(env["_DB"], "SELECT * FROM core_synctargetstatus WHERE target = 'weaviate'")
+    said = "Weaviate held 0 objects where 31 were synced: it lost them"
+    assert said in status["index_lost_note"]
+    assert said in err
+    titles = sorted(o["title"] for o in weaviate_server.store.objects("AgiraObject").values())
+    assert titles == sorted(["Worker test", *(f"item {n}" for n in range(30))])

@@ -49,7 +49,7 @@ def test_an_unreachable_target_says_why_and_shows_the_lag(staff, weaviate_sync):
     assert "<!doctype html>" not in html  # the polled part alone
     assert 'data-reachable="no"' in html
     assert "is not reachable" in html or "Could not connect" in html
-    assert " s old" in html
+    assert " s</strong> old" in html
 
 
 def test_a_failed_object_is_listed_and_retry_fixes_it(staff, weaviate_sync, settings):
