@@ -6,11 +6,12 @@ Everything runs in one process, on loopback only, in a fresh temporary directory
 (SQLite database and media files; ``var/`` is never touched), and measures in one run:
 
 1. Save latency with sync on vs off. "On" is production's queued mode with the database
-   task queue (``django_tasks_db.DatabaseBackend``): a save writes the row, one outbox row
-   and one task row, and never talks to the index. "Off" is ``AGIRA_SYNC_ENABLED=False``.
-   Saves are item title updates in autocommit, exactly as the views do
-   (``form.save()`` with ``ATOMIC_REQUESTS=False``), interleaved in rounds. A second pair
-   wraps each save in ``transaction.atomic()`` for comparison.
+   task queue (``django_tasks_db.DatabaseBackend``): a save writes the row and one outbox
+   row in one transaction (a task row only when no drain waits in the queue), and never
+   talks to the index. "Off" is ``AGIRA_SYNC_ENABLED=False``. Saves are item title updates
+   in autocommit, exactly as the views do (``form.save()`` with
+   ``ATOMIC_REQUESTS=False``), interleaved in rounds. A second pair wraps each save in
+   ``transaction.atomic()``; both ratios have the same goal.
 2. Syncing N demo objects (``demo_seed`` inside ``sync_disabled()``, then
    ``mark_for_sync`` on every type) three ways: Agira's ``drain()`` end to end, the old
    "seed-style" loop (a new client, a fetch and an insert/replace per object, on a sample)
@@ -385,7 +386,10 @@ def bench_saves(args: argparse.Namespace, server: Any) -> dict[str, Any]:
         f"ratio on/off, autocommit (as the views save):  {ratio:.2f}   "
         f"goal <= {GOAL_SAVE_RATIO}  {verdict(ratio <= GOAL_SAVE_RATIO)}"
     )
-    out(f"ratio on/off, each save in transaction.atomic(): {ratio_atomic:.2f}   (for comparison)")
+    out(
+        f"ratio on/off, each save in transaction.atomic(): {ratio_atomic:.2f}   "
+        f"goal <= {GOAL_SAVE_RATIO}  {verdict(ratio_atomic <= GOAL_SAVE_RATIO)}"
+    )
     touched = {
         k: counters_after.get(k, 0) - counters_before.get(k, 0)
         for k in set(counters_after) | set(counters_before)
@@ -397,7 +401,8 @@ def bench_saves(args: argparse.Namespace, server: Any) -> dict[str, Any]:
     )
     out(
         f"rows added by {on_saves} sync-on saves: {outbox_added} outbox, {tasks_added} tasks "
-        f"(expected {on_saves} and {on_saves})"
+        f"(expected {on_saves} outbox rows, one per save, and a task only when none waits "
+        "in the queue)"
     )
     return {
         "ratio": ratio,
@@ -1119,6 +1124,15 @@ def summary(results: dict, args: argparse.Namespace, guard: Any, seconds: float)
                 f"{m['on'] * 1e3:.3f} / {m['off'] * 1e3:.3f} ms = {saves['ratio']:.2f}",
                 f"<= {GOAL_SAVE_RATIO}",
                 verdict(saves["ratio"] <= GOAL_SAVE_RATIO),
+            ]
+        )
+        rows.append(
+            [
+                "save latency, sync on / off (median, in atomic())",
+                f"{m['on, atomic'] * 1e3:.3f} / {m['off, atomic'] * 1e3:.3f} ms "
+                f"= {saves['ratio_atomic']:.2f}",
+                f"<= {GOAL_SAVE_RATIO}",
+                verdict(saves["ratio_atomic"] <= GOAL_SAVE_RATIO),
             ]
         )
     drain = results.get("drain")
