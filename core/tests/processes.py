@@ -28,6 +28,24 @@ def base_env(var_dir: Path, db_file: Path) -> dict:
     return env
 
 
+def test_database_env(var_dir: Path) -> dict:
+    """The environment of processes that share the test's own database (a
+    PostgreSQL test database; what the test commits, they see)."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    assert connection.vendor == "postgresql", "processes share a file or a server database"
+    auth = quote(db["USER"] or "")
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"])
+    url = f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = base_env(var_dir, var_dir / "unused.sqlite3")
+    env["DATABASE_URL"] = url
+    return env
+
+
 def with_weaviate(env: dict, server) -> dict:
     return {
         **env,
