@@ -1,3 +1,5 @@
+import contextlib
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -85,3 +87,33 @@ class VersionedTarget(Target, Protocol):
 def supports_versions(target: Target) -> bool:
     check = getattr(target, "supports_versions", None)
     return bool(check and check())
+
+
+class HeldSessions:
+    """`session()` for a target that holds something (a folder, a database)
+    only while it works: the outermost session of any thread opens it, the end
+    of that session lets it go. Reentrant; one session at a time per target.
+    Subclasses set `_lock` (an RLock) and `_depth` (0), and define `_open()`
+    and `_let_go()`."""
+
+    _lock: threading.RLock
+    _depth: int
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                self._open()
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._let_go()
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _let_go(self) -> None:
+        raise NotImplementedError

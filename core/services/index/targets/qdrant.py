@@ -20,7 +20,6 @@ Waiting longer than `AGIRA_QDRANT_LOCK_TIMEOUT` seconds for the folder reports
 the target busy (its changes wait, like for any unavailable target).
 """
 
-import contextlib
 import fcntl
 import logging
 import os
@@ -38,7 +37,7 @@ from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from ..documents import FIELDS
-from .base import SearchHit, SearchPage, ServerInfo, TargetUnavailable
+from .base import HeldSessions, SearchHit, SearchPage, ServerInfo, TargetUnavailable
 
 logger = logging.getLogger("agira.index.qdrant")
 
@@ -108,7 +107,7 @@ class FolderLock:
             os.close(fd)
 
 
-class QdrantTarget:
+class QdrantTarget(HeldSessions):
     name = "qdrant"
 
     def __init__(self, config: QdrantSettings):
@@ -123,20 +122,10 @@ class QdrantTarget:
         # Our own call counts (batches written and deleted), for tests and benchmarks.
         self.stats: Counter[str] = Counter()
 
-    # -- sessions ------------------------------------------------------------
-    @contextlib.contextmanager
-    def session(self) -> Iterator[None]:
-        """Hold the index for a unit of work (reentrant, thread-safe)."""
-        with self._lock:
-            if self._depth == 0:
-                self._open()
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                if self._depth == 0 and self.config.local:
-                    self._shut()
+    # -- sessions (HeldSessions: reentrant, thread-safe) ----------------------
+    def _let_go(self) -> None:
+        if self.config.local:
+            self._shut()  # a server's client stays open; the local folder is shared
 
     def _open(self) -> None:
         if not self.config.enabled:

@@ -1,0 +1,345 @@
+"""The graph target (seed 004): every object as a node, its links as relationships.
+
+Nodes carry the AgiraObject fields (no vectors) under the object's uuid, one
+label per type. Relationships come from the documents themselves, so a graph
+write needs nothing but the documents the drain already builds:
+
+    item IN_PROJECT project        comment ON item           attachment ATTACHED_TO item
+    node CHILD_OF node             node IN_PROJECT project   release IN_PROJECT project
+    change IN_PROJECT project      github_issue TRACKS item  project OWNED_BY organisation
+
+The other end of a relationship is merged by its uuid (a bare node until its own
+document arrives), so the order in which objects reach the graph does not
+matter. A write first removes the node's relationships of each kind it has,
+then merges the current ones: a changed foreign key moves the relationship.
+A delete removes the node and its relationships (`DETACH DELETE`).
+
+The Cypher here is the part Neo4j and the embedded engine both accept:
+`UNWIND $rows` with `MERGE` and one `SET` per property, `MATCH ... DELETE`,
+`DETACH DELETE`; no `SET n += $map`, no `CALL {}`. The schema statements are
+each engine's own (`LADYBUG_SCHEMA` here).
+
+The embedded engine is LadybugDB, in a folder under `var/`. It takes one
+writer process at a time (a file lock) and any number of read-only readers:
+this target holds the database only for a session (a drain), and a process
+that finds another writing gets `TargetUnavailable` ("busy"), so its changes
+wait and no attempt is counted, as with any target that cannot be used now.
+"""
+
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from ..documents import FIELDS, INT_FIELDS, object_uuid
+from .base import HeldSessions, ServerInfo, TargetUnavailable
+
+logger = logging.getLogger("agira.index.graph")
+
+LABELS = {
+    "item": "Item",
+    "comment": "Comment",
+    "attachment": "Attachment",
+    "project": "Project",
+    "change": "Change",
+    "node": "Node",
+    "release": "Release",
+    "github_issue": "GithubIssue",
+    "github_pr": "GithubPr",
+}
+ORGANISATION = "Organisation"
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A relationship from a node of `source` type to the object whose id is in
+    the source document's `field`, of type `target` ("organisation" for the
+    project's owner, which is no index object and has a node of its own)."""
+
+    name: str
+    source: str
+    target: str
+    field: str
+
+    @property
+    def key(self) -> str:
+        """The row key holding the other end's uuid."""
+        return f"to_{self.name.lower()}"
+
+    @property
+    def target_label(self) -> str:
+        return ORGANISATION if self.target == "organisation" else LABELS[self.target]
+
+
+EDGES = (
+    Edge("IN_PROJECT", "item", "project", "project_id"),
+    Edge("ON", "comment", "item", "parent_object_id"),
+    Edge("ATTACHED_TO", "attachment", "item", "parent_object_id"),
+    Edge("CHILD_OF", "node", "node", "parent_object_id"),
+    Edge("IN_PROJECT", "node", "project", "project_id"),
+    Edge("IN_PROJECT", "release", "project", "project_id"),
+    Edge("IN_PROJECT", "change", "project", "project_id"),
+    Edge("TRACKS", "github_issue", "item", "parent_object_id"),
+    Edge("OWNED_BY", "project", "organisation", "org_id"),
+)
+EDGES_BY_TYPE: dict[str, list[Edge]] = defaultdict(list)
+for _edge in EDGES:
+    EDGES_BY_TYPE[_edge.source].append(_edge)
+
+
+def other_end(edge: Edge, doc: dict) -> str | None:
+    """The uuid of the node `edge` leads to from `doc`, None if it leads nowhere."""
+    value = doc.get(edge.field)
+    if value in (None, ""):
+        return None
+    return str(object_uuid(edge.target, value))
+
+
+# -- the Cypher both engines accept ---------------------------------------------------
+def _property(name: str) -> str:
+    # An explicit cast: a column of nulls would otherwise be taken as text.
+    return f"CAST(r.{name} AS INT64)" if name in INT_FIELDS else f"r.{name}"
+
+
+def upsert_nodes(label: str) -> str:
+    sets = ", ".join(f"n.{name} = {_property(name)}" for name in FIELDS)
+    return f"UNWIND $rows AS r MERGE (n:{label} {{uuid: r.uuid}}) SET {sets}"
+
+
+def clear_edges(edge: Edge) -> str:
+    source = LABELS[edge.source]
+    return (
+        f"UNWIND $rows AS r MATCH (n:{source} {{uuid: r.uuid}})-[e:`{edge.name}`]->"
+        f"(:{edge.target_label}) DELETE e"
+    )
+
+
+def link(edge: Edge) -> str:
+    end = f"MERGE (m:{edge.target_label} {{uuid: r.{edge.key}}})"
+    if edge.target == "organisation":
+        end += " SET m.org_id = r.org_id"
+    return (
+        f"UNWIND $rows AS r {end} WITH r, m "
+        f"MATCH (n:{LABELS[edge.source]} {{uuid: r.uuid}}) MERGE (n)-[:`{edge.name}`]->(m)"
+    )
+
+
+def delete_nodes(label: str) -> str:
+    return f"UNWIND $ids AS id MATCH (n:{label} {{uuid: id}}) DETACH DELETE n"
+
+
+# -- LadybugDB's schema ---------------------------------------------------------------
+def _ladybug_schema() -> list[str]:
+    columns = ", ".join(f"{name} {'INT64' if name in INT_FIELDS else 'STRING'}" for name in FIELDS)
+    statements = [
+        f"CREATE NODE TABLE IF NOT EXISTS {label}(uuid STRING PRIMARY KEY, {columns})"
+        for label in LABELS.values()
+    ]
+    statements.append(
+        f"CREATE NODE TABLE IF NOT EXISTS {ORGANISATION}(uuid STRING PRIMARY KEY, org_id STRING)"
+    )
+    pairs: dict[str, list[str]] = defaultdict(list)
+    for edge in EDGES:
+        pairs[edge.name].append(f"FROM {LABELS[edge.source]} TO {edge.target_label}")
+    statements += [
+        f"CREATE REL TABLE IF NOT EXISTS `{name}`({', '.join(p)})" for name, p in pairs.items()
+    ]
+    return statements
+
+
+LADYBUG_SCHEMA = _ladybug_schema()
+
+
+def graph_rows(documents: list[tuple[uuid.UUID, dict]]) -> dict[str, list[tuple[int, dict]]]:
+    """Rows per object type: (the document's index in the batch, its row)."""
+    grouped: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+    for index, (oid, doc) in enumerate(documents):
+        row = {name: doc.get(name) for name in FIELDS}
+        row["uuid"] = str(oid)
+        for edge in EDGES_BY_TYPE[doc["type"]]:
+            row[edge.key] = other_end(edge, doc)
+        grouped[doc["type"]].append((index, row))
+    return grouped
+
+
+# -- the embedded engine ---------------------------------------------------------------
+class EmbeddedGraphTarget(HeldSessions):
+    """The graph in LadybugDB, in one folder. The database is held (and its
+    write lock with it) only inside `session()`."""
+
+    name = "graph"
+    label = "graph (embedded)"
+    needs_vectors = False
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._db = None
+        self._conn = None
+        self._depth = 0
+        self._schema_ready = False
+
+    # -- holding the database (HeldSessions) ---------------------------------------------
+    def _let_go(self) -> None:
+        self._close()  # and with it the write lock, for the other processes
+
+    def _open(self) -> None:
+        import ladybug
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = ladybug.Database(str(self.path))
+            self._conn = ladybug.Connection(self._db)
+        except RuntimeError as exc:
+            self._close()
+            if "lock" in str(exc).lower():
+                raise TargetUnavailable(
+                    f"The embedded graph at {self.path} is busy: another process writes it "
+                    "(its changes here wait for the next drain).",
+                    reason="unreachable",
+                ) from exc
+            raise TargetUnavailable(
+                f"The embedded graph at {self.path} cannot be opened: {exc}",
+                reason="misconfigured",
+            ) from exc
+        if not self._schema_ready:
+            for statement in LADYBUG_SCHEMA:
+                self._conn.execute(statement)
+            self._schema_ready = True
+
+    def _close(self) -> None:
+        conn, db, self._conn, self._db = self._conn, self._db, None, None
+        for handle in (conn, db):
+            if handle is not None:
+                handle.close()
+
+    def _run(self, query: str, parameters: dict | None = None) -> list[list]:
+        if self._conn is None:
+            raise RuntimeError("The graph is used outside a session")
+        result = self._conn.execute(query, parameters or {})
+        rows = []
+        while result.has_next():
+            rows.append(result.get_next())
+        return rows
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+            self._depth = 0
+
+    # -- the Target protocol -------------------------------------------------------------
+    def ping(self) -> ServerInfo:
+        import ladybug
+
+        with self.session():
+            self._run("RETURN 1")
+        return ServerInfo(version=f"LadybugDB {ladybug.__version__}", ready=True)
+
+    def ensure_collection(self) -> None:
+        with self.session():
+            pass  # the schema is made when the database is opened
+
+    def upsert_many(self, documents: list[tuple[uuid.UUID, dict]], **_vectors) -> dict[int, str]:
+        """Write nodes and move their relationships, one transaction per type:
+        a type whose statements fail fails its documents, the others stand."""
+        errors: dict[int, str] = {}
+        with self.session():
+            for object_type, entries in graph_rows(documents).items():
+                label = LABELS.get(object_type)
+                if label is None:
+                    errors.update((i, f"Unknown type {object_type}") for i, _row in entries)
+                    continue
+                rows = [row for _i, row in entries]
+                try:
+                    self._in_transaction(self._write_type, object_type, label, rows)
+                except RuntimeError as exc:
+                    logger.warning("Writing %d %s nodes failed: %s", len(rows), label, exc)
+                    errors.update((i, f"Graph write failed: {exc}") for i, _row in entries)
+        return errors
+
+    def _write_type(self, object_type: str, label: str, rows: list[dict]) -> None:
+        self._run(upsert_nodes(label), {"rows": rows})
+        for edge in EDGES_BY_TYPE[object_type]:
+            self._run(clear_edges(edge), {"rows": rows})
+            linked = [row for row in rows if row[edge.key]]
+            if linked:
+                self._run(link(edge), {"rows": linked})
+
+    def _in_transaction(self, fn, *args) -> None:
+        self._run("BEGIN TRANSACTION")
+        try:
+            fn(*args)
+        except BaseException:
+            self._run("ROLLBACK")
+            raise
+        self._run("COMMIT")
+
+    def delete_many(self, uuids: list[uuid.UUID]) -> dict[int, str]:
+        ids = [str(u) for u in uuids]
+        if not ids:
+            return {}
+        with self.session():
+            self._in_transaction(self._delete, ids)
+        return {}
+
+    def _delete(self, ids: list[str]) -> None:
+        for label in LABELS.values():
+            self._run(delete_nodes(label), {"ids": ids})
+
+    def fetch(self, object_uuid: uuid.UUID) -> dict | None:
+        with self.session():
+            for label in LABELS.values():
+                found = self._run(
+                    f"MATCH (n:{label} {{uuid: $id}}) WHERE n.type IS NOT NULL RETURN n",
+                    {"id": str(object_uuid)},
+                )
+                if found:
+                    return _document(found[0][0])
+        return None
+
+    def count(self) -> int:
+        """Object nodes (not the bare ends of relationships whose own document
+        has not arrived)."""
+        with self.session():
+            return sum(
+                self._run(f"MATCH (n:{label}) WHERE n.type IS NOT NULL RETURN count(n)")[0][0]
+                for label in LABELS.values()
+            )
+
+    def relationships(self, object_uuid: uuid.UUID) -> list[tuple[str, str, str]]:
+        """(relationship, label, uuid) of every relationship leaving the node."""
+        with self.session():
+            rows = self._run(
+                "MATCH (n {uuid: $id})-[e]->(m) RETURN label(e), label(m), m.uuid",
+                {"id": str(object_uuid)},
+            )
+        return sorted((name, other, oid) for name, other, oid in rows)
+
+
+def _document(node: dict) -> dict:
+    return {name: node.get(name) for name in ("uuid", *FIELDS)}
+
+
+_targets: dict[str, EmbeddedGraphTarget] = {}
+_targets_lock = threading.Lock()
+
+
+def embedded_graph_target(path: str | None = None) -> EmbeddedGraphTarget:
+    """One target per process and folder."""
+    path = str(path or settings.AGIRA_GRAPH_PATH)
+    with _targets_lock:
+        if path not in _targets:
+            _targets[path] = EmbeddedGraphTarget(path)
+        return _targets[path]
+
+
+def close_graph() -> None:
+    with _targets_lock:
+        targets = list(_targets.values())
+        _targets.clear()
+    for target in targets:
+        target.close()

@@ -1,0 +1,191 @@
+"""The embedded graph target (LadybugDB): nodes for objects, relationships from
+their documents, moved when a foreign key changes, gone with the node; one
+writer process at a time, readers beside it."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from core.services.index.documents import document_for, get_weaviate_type, normalise, object_uuid
+from core.services.index.targets.base import TargetUnavailable
+from core.services.index.targets.graph import EmbeddedGraphTarget
+from core.services.index.targets.graph import link as link_statement
+from core.tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def graph(tmp_path):
+    target = EmbeddedGraphTarget(tmp_path / "graph" / "agira.lbug")
+    yield target
+    target.close()
+
+
+def write(graph, *instances) -> dict[int, str]:
+    return graph.upsert_many(
+        [(object_uuid(get_weaviate_type(i), i.pk), normalise(document_for(i))) for i in instances]
+    )
+
+
+def uid(instance) -> str:
+    return str(object_uuid(get_weaviate_type(instance), instance.pk))
+
+
+def test_every_object_and_its_relationships(graph):
+    organisation = factories.make_organisation(name="Acme")
+    project = factories.make_project(organisation=organisation)
+    item = factories.make_item(project=project, title="Login fails")
+    comment = factories.make_comment(item=item)
+    parent = factories.make_node(project=project, name="Backend")
+    child = factories.make_node(project=project, name="Auth", parent=parent)
+    release = factories.make_release(project=project)
+    change = factories.make_change(project=project)
+    issue = factories.make_mapping(item=item, kind="issue", number=7)
+    objects = [project, item, comment, parent, child, release, change, issue]
+    assert write(graph, *objects) == {}
+
+    assert graph.count() == len(objects)
+    owner = str(object_uuid("organisation", organisation.pk))
+    assert graph.relationships(object_uuid("project", project.pk)) == [
+        ("OWNED_BY", "Organisation", owner)
+    ]
+    assert graph.relationships(object_uuid("item", item.pk)) == [
+        ("IN_PROJECT", "Project", uid(project))
+    ]
+    assert graph.relationships(object_uuid("comment", comment.pk)) == [("ON", "Item", uid(item))]
+    assert graph.relationships(object_uuid("node", child.pk)) == sorted(
+        [("CHILD_OF", "Node", uid(parent)), ("IN_PROJECT", "Project", uid(project))]
+    )
+    assert graph.relationships(object_uuid("node", parent.pk)) == [
+        ("IN_PROJECT", "Project", uid(project))
+    ]
+    for other in (release, change):
+        assert graph.relationships(object_uuid(get_weaviate_type(other), other.pk)) == [
+            ("IN_PROJECT", "Project", uid(project))
+        ]
+    assert graph.relationships(object_uuid("github_issue", issue.pk)) == [
+        ("TRACKS", "Item", uid(item))
+    ]
+    stored = graph.fetch(object_uuid("item", item.pk))
+    assert stored["title"] == "Login fails"
+    assert stored["project_id"] == str(project.pk)
+    assert stored["org_id"] == str(organisation.pk)
+
+
+def test_a_child_before_its_parent_is_linked_all_the_same(graph):
+    project = factories.make_project()
+    item = factories.make_item(project=project)
+    write(graph, item)  # the project's own document comes later
+    assert graph.count() == 1  # the project's node is a bare end, not an object yet
+    assert graph.fetch(object_uuid("project", project.pk)) is None
+    write(graph, project)
+    assert graph.count() == 2
+    assert graph.fetch(object_uuid("project", project.pk))["title"] == project.name
+    assert graph.relationships(object_uuid("item", item.pk)) == [
+        ("IN_PROJECT", "Project", uid(project))
+    ]
+
+
+def test_a_changed_foreign_key_moves_the_relationship(graph):
+    first, second = factories.make_project(), factories.make_project()
+    item = factories.make_item(project=first, title="Before")
+    write(graph, first, second, item)
+    item.project = second
+    item.title = "After"
+    item.save()
+    write(graph, item)
+    assert graph.relationships(object_uuid("item", item.pk)) == [
+        ("IN_PROJECT", "Project", uid(second))
+    ]
+    assert graph.fetch(object_uuid("item", item.pk))["title"] == "After"
+    assert graph.count() == 3  # written twice, one node
+
+
+def test_a_node_that_loses_its_parent_loses_the_relationship(graph):
+    project = factories.make_project()
+    parent = factories.make_node(project=project)
+    child = factories.make_node(project=project, parent=parent)
+    write(graph, project, parent, child)
+    child.parent = None
+    child.save()
+    write(graph, child)
+    assert graph.relationships(object_uuid("node", child.pk)) == [
+        ("IN_PROJECT", "Project", uid(project))
+    ]
+
+
+def test_a_delete_removes_the_node_and_its_relationships(graph):
+    project = factories.make_project()
+    item = factories.make_item(project=project)
+    comment = factories.make_comment(item=item)
+    write(graph, project, item, comment)
+    assert graph.delete_many([object_uuid("item", item.pk)]) == {}
+    assert graph.fetch(object_uuid("item", item.pk)) is None
+    assert graph.count() == 2
+    # The comment's relationship went with the node it led to.
+    assert graph.relationships(object_uuid("comment", comment.pk)) == []
+    assert graph.delete_many([]) == {}
+
+
+def test_the_statements_are_plain_cypher_without_what_the_embedded_engine_refuses():
+    from core.services.index.targets.graph import EDGES, delete_nodes, upsert_nodes
+
+    statements = [upsert_nodes("Item"), delete_nodes("Item")] + [link_statement(e) for e in EDGES]
+    for statement in statements:
+        assert statement.startswith("UNWIND $")
+        assert "+=" not in statement
+        assert "CALL {" not in statement
+
+
+HOLD_THE_GRAPH = """
+import sys, time, ladybug
+db = ladybug.Database(sys.argv[1])
+conn = ladybug.Connection(db)
+conn.execute("RETURN 1")
+print("holding", flush=True)
+sys.stdin.readline()
+"""
+
+READ_THE_GRAPH = """
+import sys, ladybug
+db = ladybug.Database(sys.argv[1], read_only=True)
+conn = ladybug.Connection(db)
+result = conn.execute("MATCH (n:Item) WHERE n.type IS NOT NULL RETURN n.title")
+titles = []
+while result.has_next():
+    titles.append(result.get_next()[0])
+print(sorted(titles))
+"""
+
+
+def test_one_writer_process_at_a_time_and_readers_beside_it(graph):
+    item = factories.make_item(title="Written here")
+    write(graph, item)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLD_THE_GRAPH), str(graph.path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        # Another process writes: this one's changes wait (no attempt counted).
+        with pytest.raises(TargetUnavailable, match="busy: another process writes it"):
+            write(graph, item)
+    finally:
+        holder.communicate("done\n", timeout=30)
+    assert write(graph, item) == {}  # its turn now
+
+    # While this process holds the graph to write, another reads it.
+    with graph.session():
+        read = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(READ_THE_GRAPH), str(graph.path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.strip() == "['Written here']"
