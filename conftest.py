@@ -26,6 +26,7 @@ def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.AGIRA_QDRANT_PATH = str(tmp_path / "qdrant")
     settings.AGIRA_EMBEDDED_PATH = str(tmp_path / "index" / "agira.db")
+    settings.AGIRA_GRAPH_PATH = str(tmp_path / "graph" / "agira.lbug")
     settings.AGIRA_RECONCILE_CACHE_DIR = str(tmp_path / "reconcile")
 
 
@@ -34,6 +35,13 @@ def _inline_drains(settings):
     """A save's drain runs in the test's own thread (with the inline task
     backend), so a test can assert on the index right after the save."""
     settings.AGIRA_SYNC_INLINE = True
+
+
+@pytest.fixture(autouse=True)
+def _no_graph(settings):
+    """The graph is a target of its own: the tests of the index targets leave
+    it out, its tests turn it on."""
+    settings.AGIRA_GRAPH_ENABLED = False
 
 
 @pytest.fixture(autouse=True)
@@ -57,12 +65,14 @@ def _close_index_clients():
     from core.services.index import tasks
     from core.services.index.engine import reset_breakers, reset_enqueue_window
     from core.services.index.targets.embedded import close_embedded
+    from core.services.index.targets.graph import close_graph
     from core.services.index.targets.qdrant import close_qdrant
     from core.services.index.targets.weaviate import close_weaviate
 
     close_weaviate()
     close_qdrant()
     close_embedded()
+    close_graph()
     reset_breakers()
     reset_enqueue_window()
     tasks._retry_scheduled_until = None

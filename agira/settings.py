@@ -265,7 +265,9 @@ AGIRA_INDEX_MAX_TEXT_CHARS = env.int("AGIRA_INDEX_MAX_TEXT_CHARS", default=100_0
 # worker and the commands read and write at once (docs/sync.md).
 AGIRA_EMBEDDED_ENABLED = env.bool("AGIRA_EMBEDDED_ENABLED", default=True)
 AGIRA_EMBEDDED_PATH = env.str("AGIRA_EMBEDDED_PATH", default=str(VAR_DIR / "index" / "agira.db"))
-# The embedded graph (seed 004's relationships, LadybugDB): a folder of its own.
+# The embedded graph (seed 004's objects and relationships, LadybugDB), fed by
+# the same outbox as the indexes; its database is one file of its own.
+AGIRA_GRAPH_ENABLED = env.bool("AGIRA_GRAPH_ENABLED", default=True)
 AGIRA_GRAPH_PATH = env.str("AGIRA_GRAPH_PATH", default=str(VAR_DIR / "graph" / "agira.lbug"))
 # How long a writer waits for another process's write transaction.
 AGIRA_EMBEDDED_BUSY_TIMEOUT = env.float("AGIRA_EMBEDDED_BUSY_TIMEOUT", default=10.0)

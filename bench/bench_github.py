@@ -49,6 +49,7 @@ def setup(folder: Path) -> None:
         DATABASE_URL=f"sqlite:///{folder / 'bench.sqlite3'}",
         AGIRA_SYNC_ENABLED="false",
         AGIRA_QDRANT_ENABLED="false",
+        AGIRA_GRAPH_ENABLED="false",  # the indexes alone: the graph is another target
         AGIRA_GITHUB_SECONDS_BETWEEN_REQUESTS="0",
         AGIRA_GITHUB_RETRY_BACKOFF="0",
         LOG_LEVEL="WARNING",

@@ -297,6 +297,7 @@ def make_env(folder: Path, index_path: Path, **extra: str) -> dict:
         AGIRA_EMBEDDED_ENABLED="true",
         AGIRA_WEAVIATE_ENABLED="false",
         AGIRA_QDRANT_ENABLED="false",
+        AGIRA_GRAPH_ENABLED="false",  # the indexes alone: the graph is another target
         AGIRA_EMBEDDER_PROVIDER="local",
         # A commit enqueues the drain as a database task (no worker runs it here): the
         # bench drains explicitly, and a save never drains inline behind its back.

@@ -52,6 +52,7 @@ def configure(folder: Path) -> None:
         AGIRA_EMBEDDED_ENABLED="true",
         AGIRA_WEAVIATE_ENABLED="false",
         AGIRA_QDRANT_ENABLED="false",
+        AGIRA_GRAPH_ENABLED="false",  # the indexes alone: the graph is another target
         AGIRA_EMBEDDER_PROVIDER="local",
         AGIRA_SYNC_MODE="queued",
         AGIRA_TASKS_BACKEND="django_tasks_db.DatabaseBackend",

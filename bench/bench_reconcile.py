@@ -109,6 +109,7 @@ def bench(n: int, server, batch_size: int) -> dict:
         DATABASE_URL=f"sqlite:///{folder / 'agira.sqlite3'}",
         AGIRA_VAR_DIR=str(folder),
         AGIRA_QDRANT_ENABLED="false",
+        AGIRA_GRAPH_ENABLED="false",  # the indexes alone: the graph is another target
         AGIRA_WEAVIATE_ENABLED="true",
         AGIRA_WEAVIATE_URL="http://127.0.0.1",
         AGIRA_WEAVIATE_HTTP_PORT=str(server.http_port),

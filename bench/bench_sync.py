@@ -167,6 +167,7 @@ def prepare_environment(args: argparse.Namespace) -> Path:
     # where the code has it) would double every drain's work and is left out.
     os.environ["AGIRA_QDRANT_ENABLED"] = "false"
     os.environ["AGIRA_EMBEDDED_ENABLED"] = "false"
+    os.environ["AGIRA_GRAPH_ENABLED"] = "false"  # the indexes alone: the graph is another target
     # The engine's own speed: vectors are measured by bench_index.py (the model's speed
     # apart, the cached path at 100,000 objects); here no text is embedded.
     os.environ["AGIRA_EMBEDDER_PROVIDER"] = "none"

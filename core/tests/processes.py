@@ -22,6 +22,7 @@ def base_env(var_dir: Path, db_file: Path) -> dict:
         AGIRA_VAR_DIR=str(var_dir),
         AGIRA_QDRANT_ENABLED="false",
         AGIRA_EMBEDDED_ENABLED="false",
+        AGIRA_GRAPH_ENABLED="false",
         AGIRA_QDRANT_PATH=str(var_dir / "qdrant"),
         PYTHONUNBUFFERED="1",
     )

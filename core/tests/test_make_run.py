@@ -1,5 +1,7 @@
 """`make run` on a fresh checkout: it migrates, loads the demo data and starts the web
-server and the worker, and the worker embeds every demo object with the local model.
+server and the worker, and the worker embeds every demo object with the local model
+and writes it, with its relationships, to the embedded graph, which the test reads
+beside the worker.
 
 The checkout is a copy of this tree without `.venv`, `var/` or `.git`, so it has no
 database, no index and no cache; the virtual environment is this one (`VENV=`), as
@@ -21,6 +23,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from core.services.index.targets.graph import EmbeddedGraphTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
@@ -54,9 +58,9 @@ def _index_counts(index: Path) -> tuple[int, int, set[str]]:
         conn.close()
 
 
-def _unsynced(database: Path) -> tuple[int, int] | None:
-    """(changes not yet written, objects recorded as in the index) from the
-    database, or None before it has its tables."""
+def _unsynced(database: Path) -> tuple[int, dict[str, int]] | None:
+    """(changes not yet written, objects recorded as written, per target) from
+    the database, or None before it has its tables."""
     import sqlite3
 
     if not database.exists():
@@ -67,9 +71,12 @@ def _unsynced(database: Path) -> tuple[int, int] | None:
             waiting = conn.execute(
                 "SELECT count(*) FROM core_syncrecord WHERE state != 'synced'"
             ).fetchone()[0]
-            synced = conn.execute(
-                "SELECT count(*) FROM core_syncrecord WHERE state = 'synced'"
-            ).fetchone()[0]
+            synced = dict(
+                conn.execute(
+                    "SELECT target, count(*) FROM core_syncrecord WHERE state = 'synced'"
+                    " GROUP BY target"
+                ).fetchall()
+            )
             return outbox + waiting, synced
     except sqlite3.Error:
         return None
@@ -119,13 +126,20 @@ def test_make_run_on_a_fresh_checkout_embeds_every_demo_object_locally(checkout)
                     continue
             counts = _index_counts(index)
             state = _unsynced(database)
-            if counts[0] and counts[0] == counts[1] and state and state == (0, counts[0]):
+            everywhere = {"embedded": counts[0], "graph": counts[0]}
+            if counts[0] and counts[0] == counts[1] and state and state == (0, everywhere):
                 break
         output = log.read_text(errors="replace")
         assert proc.poll() is None, f"make run stopped:\n{output[-4000:]}"
         assert page is not None, output[-4000:]
         assert page.status_code == 200, output[-4000:]
-        assert state == (0, counts[0]), (state, counts, output[-4000:])
+        # Every object in the embedded index and in the embedded graph.
+        assert state == (0, {"embedded": counts[0], "graph": counts[0]}), (state, counts)
+        graph = EmbeddedGraphTarget(checkout / "var" / "graph" / "agira.lbug")
+        try:
+            assert graph.count() == counts[0]  # read beside the worker that writes it
+        finally:
+            graph.close()
         total, with_vector, models = counts
         # The demo data: 200 items and their comments, projects, changes, ... (hundreds).
         assert total > 300, (counts, output[-4000:])

@@ -25,7 +25,7 @@ from core.models import Item, Project
 from core.policy import EVERYTHING, visibility
 
 from .documents import document_for, embedding_text, is_object_id, normalise
-from .engine import active_targets
+from .engine import index_targets
 from .status import resolve
 from .targets.base import SearchHit, SearchPage, Target, TargetUnavailable
 
@@ -134,7 +134,7 @@ def _answer(ask: Callable[[Target], T]) -> tuple[T, Target, str]:
     """`ask` of the primary target, or of the next active one when it cannot
     answer; with a note saying so. Raises the primary's TargetUnavailable when
     none can."""
-    targets = active_targets()
+    targets = index_targets()
     if not targets:
         raise TargetUnavailable("No index is enabled: sync is switched off.", reason="disabled")
     first_error: TargetUnavailable | None = None

@@ -72,8 +72,10 @@ def active_targets() -> list[Target]:
 
     Weaviate when it is enabled in the admin (or the environment) is the
     primary; the embedded index (on by default, `AGIRA_EMBEDDED_ENABLED`) is
-    the primary otherwise; a Qdrant server (`AGIRA_QDRANT_ENABLED`) comes last.
-    Several can be active: each keeps its own records, retries and failures.
+    the primary otherwise; then a Qdrant server (`AGIRA_QDRANT_ENABLED`), and
+    last the graph (`AGIRA_GRAPH_ENABLED`, on by default), which holds no
+    vectors and answers no search. Several can be active: each keeps its own
+    records, retries and failures.
     """
     targets: list[Target] = []
     weaviate_config = config.weaviate_settings()
@@ -91,7 +93,17 @@ def active_targets() -> list[Target]:
         from .targets.qdrant import qdrant_settings, qdrant_target
 
         targets.append(qdrant_target(qdrant_settings()))
+    if settings.AGIRA_GRAPH_ENABLED:
+        from .targets.graph import embedded_graph_target
+
+        targets.append(embedded_graph_target())
     return targets
+
+
+def index_targets() -> list[Target]:
+    """The active targets that answer searches (the graph does not), the
+    primary one first."""
+    return [t for t in active_targets() if getattr(t, "searchable", True)]
 
 
 # -- recording -------------------------------------------------------------------
@@ -372,6 +384,8 @@ def expected_model(target: Target) -> str:
     server_side = getattr(target, "server_vectorizer", None)
     if server_side:
         return server_side
+    if not getattr(target, "needs_vectors", True):
+        return ""
     try:
         embedder = current_embedder()
         return embedder.info.key if embedder is not None else ""
@@ -396,6 +410,8 @@ def write_documents(
     server_side = getattr(target, "server_vectorizer", None)
     if server_side:
         return target.upsert_many(documents), server_side
+    if not getattr(target, "needs_vectors", True):
+        return target.upsert_many(documents), ""
     try:
         embedder = current_embedder()
         if embedder is None:

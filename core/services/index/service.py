@@ -28,7 +28,7 @@ from .context import (  # noqa: F401 - the search API lives in context.py
     search_objects,
 )
 from .documents import OBJECT_TYPES, get_weaviate_type, object_uuid
-from .engine import TargetReport, active_targets, delete_now, write_now
+from .engine import TargetReport, active_targets, delete_now, index_targets, write_now
 from .targets.base import Target, TargetUnavailable
 
 __all__ = [
@@ -47,7 +47,7 @@ __all__ = [
 
 
 def primary_target() -> Target:
-    targets = active_targets()
+    targets = index_targets()
     if not targets:
         raise TargetUnavailable("No index is enabled: sync is switched off.", reason="disabled")
     return targets[0]

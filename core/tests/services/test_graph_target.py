@@ -149,6 +149,19 @@ print("holding", flush=True)
 sys.stdin.readline()
 """
 
+
+def hold_the_graph(path) -> subprocess.Popen:
+    """Another process that holds the graph to write it until it reads a line."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLD_THE_GRAPH), str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
 READ_THE_GRAPH = """
 import sys, ladybug
 db = ladybug.Database(sys.argv[1], read_only=True)
@@ -164,17 +177,14 @@ print(sorted(titles))
 def test_one_writer_process_at_a_time_and_readers_beside_it(graph):
     item = factories.make_item(title="Written here")
     write(graph, item)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(HOLD_THE_GRAPH), str(graph.path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_the_graph(graph.path)
     try:
-        assert holder.stdout.readline().strip() == "holding"
-        # Another process writes: this one's changes wait (no attempt counted).
+        # Another process writes: this one's changes wait (no attempt counted),
+        # but it reads the graph (the web server beside the worker).
         with pytest.raises(TargetUnavailable, match="busy: another process writes it"):
             write(graph, item)
+        assert graph.fetch(object_uuid("item", item.pk))["title"] == "Written here"
+        assert graph.count() == 1
     finally:
         holder.communicate("done\n", timeout=30)
     assert write(graph, item) == {}  # its turn now

@@ -99,6 +99,7 @@ def test_two_processes_share_qdrants_local_folder_without_already_accessed_error
     env = {
         **os.environ,
         "AGIRA_QDRANT_ENABLED": "true",
+        "AGIRA_GRAPH_ENABLED": "false",
         "AGIRA_QDRANT_PATH": str(tmp_path / "shared-qdrant"),
         "AGIRA_VAR_DIR": str(tmp_path / "var"),
         "AGIRA_QDRANT_LOCK_TIMEOUT": "30",

@@ -30,6 +30,7 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,12 +175,14 @@ class EmbeddedGraphTarget(HeldSessions):
     name = "graph"
     label = "graph (embedded)"
     needs_vectors = False
+    searchable = False
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock = threading.RLock()
         self._db = None
         self._conn = None
+        self._writable = False
         self._depth = 0
         self._schema_ready = False
 
@@ -188,11 +191,25 @@ class EmbeddedGraphTarget(HeldSessions):
         self._close()  # and with it the write lock, for the other processes
 
     def _open(self) -> None:
+        """Nothing yet: a session opens the database on first use, read-only
+        for reads (beside another process's writer) and for writing, with its
+        lock, at the first write."""
+
+    def _hold(self, *, write: bool):
+        """The connection for one use inside the session."""
+        if self._conn is not None and (self._writable or not write):
+            return self._conn
+        self._close()  # read-only so far, and now a write: reopened for writing
         import ladybug
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = ladybug.Database(str(self.path))
+            if write:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = ladybug.Database(str(self.path))
+            elif self.path.exists():
+                self._db = ladybug.Database(str(self.path), read_only=True)
+            else:
+                return None  # nothing written yet: an empty graph
             self._conn = ladybug.Connection(self._db)
         except RuntimeError as exc:
             self._close()
@@ -206,25 +223,35 @@ class EmbeddedGraphTarget(HeldSessions):
                 f"The embedded graph at {self.path} cannot be opened: {exc}",
                 reason="misconfigured",
             ) from exc
-        if not self._schema_ready:
+        self._writable = write
+        if write and not self._schema_ready:
             for statement in LADYBUG_SCHEMA:
                 self._conn.execute(statement)
             self._schema_ready = True
+        return self._conn
 
     def _close(self) -> None:
         conn, db, self._conn, self._db = self._conn, self._db, None, None
+        self._writable = False
         for handle in (conn, db):
             if handle is not None:
                 handle.close()
 
     def _run(self, query: str, parameters: dict | None = None) -> list[list]:
-        if self._conn is None:
-            raise RuntimeError("The graph is used outside a session")
-        result = self._conn.execute(query, parameters or {})
-        rows = []
-        while result.has_next():
-            rows.append(result.get_next())
-        return rows
+        """A write statement (inside a session)."""
+        return _rows(self._hold(write=True).execute(query, parameters or {}))
+
+    def _read(self, query: str, parameters: dict | None = None) -> list[list]:
+        """A read; nothing when nothing was ever written (no database or no tables)."""
+        conn = self._hold(write=False)
+        if conn is None:
+            return []
+        try:
+            return _rows(conn.execute(query, parameters or {}))
+        except RuntimeError as exc:
+            if "does not exist" in str(exc):
+                return []
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -236,12 +263,12 @@ class EmbeddedGraphTarget(HeldSessions):
         import ladybug
 
         with self.session():
-            self._run("RETURN 1")
+            self._read("RETURN 1")
         return ServerInfo(version=f"LadybugDB {ladybug.__version__}", ready=True)
 
     def ensure_collection(self) -> None:
         with self.session():
-            pass  # the schema is made when the database is opened
+            self._hold(write=True)  # the schema is made when it is opened for writing
 
     def upsert_many(self, documents: list[tuple[uuid.UUID, dict]], **_vectors) -> dict[int, str]:
         """Write nodes and move their relationships, one transaction per type:
@@ -293,7 +320,7 @@ class EmbeddedGraphTarget(HeldSessions):
     def fetch(self, object_uuid: uuid.UUID) -> dict | None:
         with self.session():
             for label in LABELS.values():
-                found = self._run(
+                found = self._read(
                     f"MATCH (n:{label} {{uuid: $id}}) WHERE n.type IS NOT NULL RETURN n",
                     {"id": str(object_uuid)},
                 )
@@ -306,14 +333,39 @@ class EmbeddedGraphTarget(HeldSessions):
         has not arrived)."""
         with self.session():
             return sum(
-                self._run(f"MATCH (n:{label}) WHERE n.type IS NOT NULL RETURN count(n)")[0][0]
+                row[0]
                 for label in LABELS.values()
+                for row in self._read(f"MATCH (n:{label}) WHERE n.type IS NOT NULL RETURN count(n)")
             )
+
+    def iter_documents(self) -> Iterator[tuple[uuid.UUID, dict]]:
+        """Every object node as the document the graph holds, for the
+        reconcile. A foreign key whose relationship is missing, or leads to
+        another node, reads as empty: the document then differs from the
+        database's, and the reconcile writes it again, relationships and all."""
+        with self.session():
+            for object_type, label in LABELS.items():
+                links: dict[str, set[tuple[str, str]]] = defaultdict(set)
+                for oid, name, other in self._read(
+                    f"MATCH (n:{label})-[e]->(m) RETURN n.uuid, label(e), m.uuid"
+                ):
+                    links[oid].add((name, other))
+                for (node,) in self._read(
+                    f"MATCH (n:{label}) WHERE n.type IS NOT NULL RETURN n ORDER BY n.uuid"
+                ):
+                    doc = _document(node)
+                    held = links.get(node["uuid"], set())
+                    for edge in EDGES_BY_TYPE[object_type]:
+                        expected = other_end(edge, doc)
+                        found = {other for name, other in held if name == edge.name}
+                        if found != ({expected} if expected else set()):
+                            doc[edge.field] = None
+                    yield uuid.UUID(node["uuid"]), doc
 
     def relationships(self, object_uuid: uuid.UUID) -> list[tuple[str, str, str]]:
         """(relationship, label, uuid) of every relationship leaving the node."""
         with self.session():
-            rows = self._run(
+            rows = self._read(
                 "MATCH (n {uuid: $id})-[e]->(m) RETURN label(e), label(m), m.uuid",
                 {"id": str(object_uuid)},
             )
@@ -321,7 +373,14 @@ class EmbeddedGraphTarget(HeldSessions):
 
 
 def _document(node: dict) -> dict:
-    return {name: node.get(name) for name in ("uuid", *FIELDS)}
+    return {name: node.get(name) for name in FIELDS}
+
+
+def _rows(result) -> list[list]:
+    rows = []
+    while result.has_next():
+        rows.append(result.get_next())
+    return rows
 
 
 _targets: dict[str, EmbeddedGraphTarget] = {}
