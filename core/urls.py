@@ -68,6 +68,7 @@ urlpatterns = [
     path("items/<int:pk>/", items.item_detail, name="item-detail"),
     path("items/<int:pk>/edit/", items.item_edit, name="item-edit"),
     path("items/<int:pk>/delete/", items.item_delete, name="item-delete"),
+    path("items/<int:pk>/links/", context.links, name="item-links"),
     path("items/<int:item_id>/comments/", item_parts.comment_create, name="comment-create"),
     path("comments/<int:pk>/edit/", item_parts.comment_edit, name="comment-edit"),
     path("comments/<int:pk>/delete/", item_parts.comment_delete, name="comment-delete"),

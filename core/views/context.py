@@ -21,7 +21,9 @@ from core.services.index.context import (
     related_objects,
 )
 from core.services.index.documents import OBJECT_TYPES
+from core.services.index.links import item_links
 from core.services.index.status import resolve
+from core.views.items import get_item
 
 
 @require_GET
@@ -53,6 +55,21 @@ def related(request: HttpRequest, object_type: str, object_id: str) -> HttpRespo
         return render(request, "core/partials/related_list.html", context)
     context["subject"] = resolve(object_type, object_id)
     return render(request, "core/related.html", context)
+
+
+@require_GET
+def links(request: HttpRequest, pk: int) -> HttpResponse:
+    """An item's neighbourhood in the graph: an htmx fragment for the item
+    page's Links tab, or a page of its own without JavaScript."""
+    item = get_item(request.user, pk)
+    context = {"item": item, "links": None, "error": ""}
+    try:
+        context["links"] = item_links(item, request.user)
+    except TargetUnavailable as exc:
+        context["error"] = policy.index_error(request.user, exc)
+    if request.htmx:
+        return render(request, "core/partials/item_links.html", context)
+    return render(request, "core/item_links.html", context)
 
 
 # What a draft may hold and still be compared: more is refused (400), so a

@@ -148,3 +148,62 @@ def test_the_reconcile_repairs_a_missing_relationship_and_deletes_an_orphan(grap
     assert graph.count() == 3
     code, out = reconcile("--dry-run")
     assert code == 0, out  # nothing left to do
+
+
+def links_page(client, item, **headers) -> str:
+    response = client.get(reverse("core:item-links", args=[item.pk]), **headers)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def group(html: str, name: str) -> str:
+    """The part of the Links view listing one group ("" when absent)."""
+    marker = f'data-links-group="{name}"'
+    return html.split(marker, 1)[1].split("</section>", 1)[0] if marker in html else ""
+
+
+def test_the_links_view_lists_what_the_graph_links_to_the_item(graph, auth_client):
+    project = factories.make_project(name="Portal")
+    item = factories.make_item(project=project, title="Login fails")
+    comment = factories.make_comment(item=item, body="Seen on Firefox")
+    issue = factories.make_mapping(item=item, kind="issue", number=42, title="Login 500")
+    sibling = factories.make_item(project=project, title="Password reset")
+    release = factories.make_release(project=project, version="2.1.0")
+    node = factories.make_node(project=project, name="Auth service")
+    change = factories.make_change(project=project, title="Rotate keys")
+    elsewhere = factories.make_item(title="Another project's item")
+
+    html = links_page(auth_client, item, HTTP_HX_REQUEST="true")
+    assert "<!doctype html>" not in html.lower()  # the tab's fragment alone
+    assert "Portal" in group(html, "Project")
+    assert 'data-hops="1"' in html
+    assert f'data-link-id="{issue.pk}"' in group(html, "GitHub issues tracking it")
+    assert f'data-link-id="{comment.pk}"' in group(html, "Comments")
+    others = group(html, "Other items in the project")
+    assert f'data-link-id="{sibling.pk}"' in others
+    assert f'data-link-id="{item.pk}"' not in others  # not itself
+    assert f'data-link-id="{release.pk}"' in group(html, "Releases of the project")
+    assert f'data-link-id="{node.pk}"' in group(html, "Nodes of the project")
+    assert f'data-link-id="{change.pk}"' in group(html, "Changes in the project")
+    assert f'data-link-id="{elsewhere.pk}"' not in html
+    assert group(html, "Attachments") == ""  # an empty group is not shown
+
+    page = links_page(auth_client, item)  # without JavaScript: a page of its own
+    assert "<!doctype html>" in page.lower()
+    assert "Links of" in page
+    assert f'data-link-id="{sibling.pk}"' in page
+
+
+def test_the_links_view_says_when_the_graph_is_off(graph, auth_client, settings):
+    item = factories.make_item()
+    settings.AGIRA_GRAPH_ENABLED = False
+    html = links_page(auth_client, item, HTTP_HX_REQUEST="true")
+    assert 'id="links-unavailable"' in html
+    assert "The graph is switched off (AGIRA_GRAPH_ENABLED)." in html
+
+
+def test_the_item_page_has_a_links_tab_loaded_after_the_page(graph, auth_client):
+    item = factories.make_item()
+    html = auth_client.get(reverse("core:item-detail", args=[item.pk])).content.decode()
+    assert 'id="tab-links"' in html
+    assert f'hx-get="{reverse("core:item-links", args=[item.pk])}"' in html

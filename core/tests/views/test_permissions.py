@@ -74,6 +74,7 @@ RULES: dict[str, Rule] = {
     "core:item-create": _p("member", methods=("GET", "POST"), scoped=False),
     "core:item-detail": _p("viewer", "item"),
     "core:item-edit": _p("member", "item", methods=("GET", "POST")),
+    "core:item-links": _p("viewer", "item"),
     "core:item-delete": _p("maintainer", "item", methods=("GET", "POST")),
     "core:comment-create": _p("member", "item", methods=("POST",)),
     "core:comment-edit": _p("author", "comment", methods=("GET", "POST")),

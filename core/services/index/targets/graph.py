@@ -362,6 +362,38 @@ class EmbeddedGraphTarget(HeldSessions):
                             doc[edge.field] = None
                     yield uuid.UUID(node["uuid"]), doc
 
+    def neighbourhood(
+        self, object_uuid: uuid.UUID, *, limit: int = 10
+    ) -> list[tuple[int, str, dict]]:
+        """(hops, relationship, document) of the objects around a node: one hop
+        either way (its project, its comments, attachments and GitHub issues),
+        and two hops through its project (the project's other objects of each
+        type, the most recently updated first, up to `limit` per type)."""
+        oid = str(object_uuid)
+        with self.session():
+            around = [
+                (1, name, _document(node))
+                for name, node in self._read(
+                    "MATCH (n {uuid: $id})-[e]->(m) WHERE m.type IS NOT NULL RETURN label(e), m",
+                    {"id": oid},
+                )
+                + self._read(
+                    "MATCH (m)-[e]->(n {uuid: $id}) WHERE m.type IS NOT NULL RETURN label(e), m",
+                    {"id": oid},
+                )
+            ]
+            for label in ("Item", "Release", "Node", "Change"):
+                around += [
+                    (2, "IN_PROJECT", _document(node))
+                    for (node,) in self._read(
+                        f"MATCH (n {{uuid: $id}})-[:IN_PROJECT]->(:Project)<-[:IN_PROJECT]-"
+                        f"(m:{label}) WHERE m.uuid <> $id AND m.type IS NOT NULL "
+                        "RETURN m ORDER BY m.updated_at DESC LIMIT $limit",
+                        {"id": oid, "limit": limit},
+                    )
+                ]
+        return around
+
     def relationships(self, object_uuid: uuid.UUID) -> list[tuple[str, str, str]]:
         """(relationship, label, uuid) of every relationship leaving the node."""
         with self.session():
