@@ -57,7 +57,9 @@ def item_links(item, user) -> Links:
         )
     from .targets.graph import embedded_graph_target
 
-    rows = embedded_graph_target().neighbourhood(object_uuid("item", item.pk), limit=PER_GROUP)
+    rows = embedded_graph_target().neighbourhood(
+        "item", object_uuid("item", item.pk), limit=PER_GROUP
+    )
     allowed = policy.visibility(user)
     grouped: dict[tuple[int, str, str], list[Link]] = {key: [] for key, _name in GROUPS}
     for hops, relationship, doc in rows:

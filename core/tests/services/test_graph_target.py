@@ -75,6 +75,22 @@ def test_every_object_and_its_relationships(graph):
     assert stored["org_id"] == str(organisation.pk)
 
 
+def test_many_children_of_one_parent_in_one_batch_each_get_their_relationship(graph):
+    project = factories.make_project()
+    item = factories.make_item(project=project)
+    comments = [factories.make_comment(item=item) for _ in range(5)]
+    changes = [factories.make_change(project=project) for _ in range(4)]
+    assert write(graph, project, item, *comments, *changes) == {}
+    for comment in comments:
+        assert graph.relationships(object_uuid("comment", comment.pk)) == [
+            ("ON", "Item", uid(item))
+        ]
+    for change in changes:
+        assert graph.relationships(object_uuid("change", change.pk)) == [
+            ("IN_PROJECT", "Project", uid(project))
+        ]
+
+
 def test_a_child_before_its_parent_is_linked_all_the_same(graph):
     project = factories.make_project()
     item = factories.make_item(project=project)
@@ -131,9 +147,10 @@ def test_a_delete_removes_the_node_and_its_relationships(graph):
 
 
 def test_the_statements_are_plain_cypher_without_what_the_embedded_engine_refuses():
-    from core.services.index.targets.graph import EDGES, delete_nodes, upsert_nodes
+    from core.services.index.targets.graph import EDGES, delete_nodes, merge_ends, upsert_nodes
 
-    statements = [upsert_nodes("Item"), delete_nodes("Item")] + [link_statement(e) for e in EDGES]
+    statements = [upsert_nodes("Item"), delete_nodes("Item")]
+    statements += [link_statement(e) for e in EDGES] + [merge_ends(e) for e in EDGES]
     for statement in statements:
         assert statement.startswith("UNWIND $")
         assert "+=" not in statement

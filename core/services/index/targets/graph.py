@@ -119,13 +119,20 @@ def clear_edges(edge: Edge) -> str:
     )
 
 
-def link(edge: Edge) -> str:
-    end = f"MERGE (m:{edge.target_label} {{uuid: r.{edge.key}}})"
+def merge_ends(edge: Edge) -> str:
+    """The other ends, made where missing (bare until their own documents come).
+    A statement of its own: LadybugDB merges a relationship once per distinct
+    end when the end is merged in the same statement, however many rows share it."""
+    end = f"UNWIND $rows AS r MERGE (m:{edge.target_label} {{uuid: r.{edge.key}}})"
     if edge.target == "organisation":
         end += " SET m.org_id = r.org_id"
+    return end
+
+
+def link(edge: Edge) -> str:
     return (
-        f"UNWIND $rows AS r {end} WITH r, m "
-        f"MATCH (n:{LABELS[edge.source]} {{uuid: r.uuid}}) MERGE (n)-[:`{edge.name}`]->(m)"
+        f"UNWIND $rows AS r MATCH (n:{LABELS[edge.source]} {{uuid: r.uuid}}), "
+        f"(m:{edge.target_label} {{uuid: r.{edge.key}}}) MERGE (n)-[:`{edge.name}`]->(m)"
     )
 
 
@@ -294,6 +301,7 @@ class EmbeddedGraphTarget(HeldSessions):
             self._run(clear_edges(edge), {"rows": rows})
             linked = [row for row in rows if row[edge.key]]
             if linked:
+                self._run(merge_ends(edge), {"rows": linked})
                 self._run(link(edge), {"rows": linked})
 
     def _in_transaction(self, fn, *args) -> None:
@@ -363,31 +371,33 @@ class EmbeddedGraphTarget(HeldSessions):
                     yield uuid.UUID(node["uuid"]), doc
 
     def neighbourhood(
-        self, object_uuid: uuid.UUID, *, limit: int = 10
+        self, object_type: str, object_uuid: uuid.UUID, *, limit: int = 10
     ) -> list[tuple[int, str, dict]]:
         """(hops, relationship, document) of the objects around a node: one hop
         either way (its project, its comments, attachments and GitHub issues),
         and two hops through its project (the project's other objects of each
         type, the most recently updated first, up to `limit` per type)."""
-        oid = str(object_uuid)
+        oid, label = str(object_uuid), LABELS[object_type]
         with self.session():
             around = [
                 (1, name, _document(node))
                 for name, node in self._read(
-                    "MATCH (n {uuid: $id})-[e]->(m) WHERE m.type IS NOT NULL RETURN label(e), m",
+                    f"MATCH (n:{label} {{uuid: $id}})-[e]->(m) WHERE m.type IS NOT NULL "
+                    "RETURN label(e), m",
                     {"id": oid},
                 )
                 + self._read(
-                    "MATCH (m)-[e]->(n {uuid: $id}) WHERE m.type IS NOT NULL RETURN label(e), m",
+                    f"MATCH (m)-[e]->(n:{label} {{uuid: $id}}) WHERE m.type IS NOT NULL "
+                    "RETURN label(e), m",
                     {"id": oid},
                 )
             ]
-            for label in ("Item", "Release", "Node", "Change"):
+            for other in ("Item", "Release", "Node", "Change"):
                 around += [
                     (2, "IN_PROJECT", _document(node))
                     for (node,) in self._read(
-                        f"MATCH (n {{uuid: $id}})-[:IN_PROJECT]->(:Project)<-[:IN_PROJECT]-"
-                        f"(m:{label}) WHERE m.uuid <> $id AND m.type IS NOT NULL "
+                        f"MATCH (n:{label} {{uuid: $id}})-[:IN_PROJECT]->(:Project)<-[:IN_PROJECT]-"
+                        f"(m:{other}) WHERE m.uuid <> $id AND m.type IS NOT NULL "
                         "RETURN m ORDER BY m.updated_at DESC LIMIT $limit",
                         {"id": oid, "limit": limit},
                     )
