@@ -1,5 +1,5 @@
 """The index's context in a real browser: duplicates suggested while typing,
-the related tab loaded when opened."""
+the related tab loaded when opened, the links tab read from the graph."""
 
 import re
 
@@ -67,3 +67,25 @@ def test_the_related_tab_loads_when_opened(logged_in_page, live_server):
     expect(page.locator("#related-table tbody tr").first).to_have_attribute(
         "data-related-id", str(twin.pk)
     )
+
+
+def test_the_links_tab_loads_the_graph_when_opened(logged_in_page, live_server, settings):
+    settings.AGIRA_GRAPH_ENABLED = True
+    settings.AGIRA_EMBEDDER_PROVIDER = "none"
+    page = logged_in_page
+    project = factories.make_project(name="Webshop")
+    subject = factories.make_item(project=project, title="Invoice PDF shows the wrong total")
+    sibling = factories.make_item(project=project, title="Dark mode for the settings page")
+    factories.make_release(project=project, version="3.0.0")
+    drain()
+
+    page.goto(f"{live_server.url}/items/{subject.pk}/")
+    expect(page.locator("#item-links")).to_have_count(0)  # not loaded yet
+    page.click("#tab-links")
+    expect(page.locator('[data-links-group="Project"]')).to_contain_text("Webshop")
+    others = page.locator('[data-links-group="Other items in the project"] li')
+    expect(others).to_have_count(1)
+    expect(others.first).to_have_attribute("data-link-id", str(sibling.pk))
+    expect(page.locator('[data-links-group="Releases of the project"]')).to_contain_text("3.0.0")
+    others.first.locator("a").click()
+    expect(page).to_have_url(re.compile(rf"/items/{sibling.pk}/$"))
