@@ -301,7 +301,9 @@ class EmbeddedGraphTarget(HeldSessions):
             self._run(clear_edges(edge), {"rows": rows})
             linked = [row for row in rows if row[edge.key]]
             if linked:
-                self._run(merge_ends(edge), {"rows": linked})
+                # Each end once (the comments of one item share it).
+                ends = {row[edge.key]: row for row in linked}
+                self._run(merge_ends(edge), {"rows": list(ends.values())})
                 self._run(link(edge), {"rows": linked})
 
     def _in_transaction(self, fn, *args) -> None:
