@@ -320,6 +320,11 @@ def serialize_release(release: Release) -> dict:
     )
 
 
+# The line of a pull request's state paragraph that says it closed the item's
+# issue (the graph reads it: CLOSES, else REFERENCES).
+PR_CLOSED_THE_ISSUE = "Closed the linked issue"
+
+
 def serialize_mapping(mapping: ExternalIssueMapping) -> dict:
     """A GitHub issue or pull request as the worker last stored it (seed 002)."""
     item = mapping.item
@@ -329,7 +334,7 @@ def serialize_mapping(mapping: ExternalIssueMapping) -> dict:
     if is_pr and mapping.merged is not None:
         lines.append(f"Merged: {'yes' if mapping.merged else 'no'}")
     if is_pr and mapping.closes_issue:
-        lines.append("Closed the linked issue")
+        lines.append(PR_CLOSED_THE_ISSUE)
     if mapping.labels:
         lines.append("Labels: " + ", ".join(map(str, mapping.labels)))
     lines.append(f"Linked item: #{item.pk}")

@@ -1,8 +1,9 @@
 """The Links view of an item: its neighbourhood, read from the graph.
 
 One hop: its project, the GitHub issues that track it, its comments and
-attachments. Two hops, through its project: the project's other items, its
-releases, nodes and changes (the most recently updated first). Only what the
+attachments. Two hops: the pull requests that closed or reference those
+issues, and through its project the project's other items, its releases,
+nodes and changes (the most recently updated first). Only what the
 person may see is listed: a neighbour in an organisation they are not in
 (the graph a moment behind a move, say) is left out.
 """
@@ -22,6 +23,8 @@ GROUPS = (
     ((1, "TRACKS", "github_issue"), "GitHub issues tracking it"),
     ((1, "ON", "comment"), "Comments"),
     ((1, "ATTACHED_TO", "attachment"), "Attachments"),
+    ((2, "CLOSES", "github_pr"), "Pull requests that closed its issues"),
+    ((2, "REFERENCES", "github_pr"), "Pull requests referencing its issues"),
     ((2, "IN_PROJECT", "item"), "Other items in the project"),
     ((2, "IN_PROJECT", "release"), "Releases of the project"),
     ((2, "IN_PROJECT", "node"), "Nodes of the project"),

@@ -167,6 +167,9 @@ def test_the_links_view_lists_what_the_graph_links_to_the_item(graph, auth_clien
     item = factories.make_item(project=project, title="Login fails")
     comment = factories.make_comment(item=item, body="Seen on Firefox")
     issue = factories.make_mapping(item=item, kind="issue", number=42, title="Login 500")
+    fix = factories.make_mapping(
+        item=item, kind="pr", number=43, title="Fix the session check", closes_issue=True
+    )
     sibling = factories.make_item(project=project, title="Password reset")
     release = factories.make_release(project=project, version="2.1.0")
     node = factories.make_node(project=project, name="Auth service")
@@ -179,6 +182,7 @@ def test_the_links_view_lists_what_the_graph_links_to_the_item(graph, auth_clien
     assert 'data-hops="1"' in html
     assert f'data-link-id="{issue.pk}"' in group(html, "GitHub issues tracking it")
     assert f'data-link-id="{comment.pk}"' in group(html, "Comments")
+    assert f'data-link-id="{fix.pk}"' in group(html, "Pull requests that closed its issues")
     others = group(html, "Other items in the project")
     assert f'data-link-id="{sibling.pk}"' in others
     assert f'data-link-id="{item.pk}"' not in others  # not itself

@@ -91,6 +91,37 @@ def test_many_children_of_one_parent_in_one_batch_each_get_their_relationship(gr
         ]
 
 
+def test_pull_requests_close_or_reference_the_issues_of_their_item(graph):
+    item = factories.make_item()
+    issue = factories.make_mapping(item=item, kind="issue", number=1)
+    # Written before the issue: linked when the issue arrives.
+    closing = factories.make_mapping(item=item, kind="pr", number=2, closes_issue=True)
+    write(graph, item, closing)
+    assert graph.relationships(object_uuid("github_pr", closing.pk)) == []
+    write(graph, issue)
+    referencing = factories.make_mapping(item=item, kind="pr", number=3)
+    write(graph, referencing)
+    other_item = factories.make_item(project=item.project)
+    elsewhere = factories.make_mapping(item=other_item, kind="pr", number=4)
+    write(graph, other_item, elsewhere)
+
+    issue_uid = uid(issue)
+    assert graph.relationships(object_uuid("github_pr", closing.pk)) == [
+        ("CLOSES", "GithubIssue", issue_uid)
+    ]
+    assert graph.relationships(object_uuid("github_pr", referencing.pk)) == [
+        ("REFERENCES", "GithubIssue", issue_uid)
+    ]
+    assert graph.relationships(object_uuid("github_pr", elsewhere.pk)) == []
+
+    referencing.closes_issue = True  # the worker learnt that it closed the issue
+    referencing.save()
+    write(graph, referencing, issue)  # each side rewritten: one relationship, the new one
+    assert graph.relationships(object_uuid("github_pr", referencing.pk)) == [
+        ("CLOSES", "GithubIssue", issue_uid)
+    ]
+
+
 def test_a_child_before_its_parent_is_linked_all_the_same(graph):
     project = factories.make_project()
     item = factories.make_item(project=project)

@@ -7,6 +7,8 @@ write needs nothing but the documents the drain already builds:
     item IN_PROJECT project        comment ON item           attachment ATTACHED_TO item
     node CHILD_OF node             node IN_PROJECT project   release IN_PROJECT project
     change IN_PROJECT project      github_issue TRACKS item  project OWNED_BY organisation
+    github_pr CLOSES or REFERENCES the github_issues of the same item (CLOSES when
+    its document says it closed the item's issue)
 
 The other end of a relationship is merged by its uuid (a bare node until its own
 document arrives), so the order in which objects reach the graph does not
@@ -36,7 +38,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from ..documents import FIELDS, INT_FIELDS, object_uuid
+from ..documents import FIELDS, INT_FIELDS, PR_CLOSED_THE_ISSUE, object_uuid
 from .base import HeldSessions, ServerInfo, TargetUnavailable
 
 logger = logging.getLogger("agira.index.graph")
@@ -92,6 +94,12 @@ for _edge in EDGES:
     EDGES_BY_TYPE[_edge.source].append(_edge)
 
 
+# A pull request and the GitHub issues of the same item: CLOSES when its
+# document says it closed the item's issue, REFERENCES otherwise. Made from
+# whichever of the two is written last.
+PR_EDGES = ("CLOSES", "REFERENCES")
+
+
 def other_end(edge: Edge, doc: dict) -> str | None:
     """The uuid of the node `edge` leads to from `doc`, None if it leads nowhere."""
     value = doc.get(edge.field)
@@ -136,6 +144,35 @@ def link(edge: Edge) -> str:
     )
 
 
+def clear_pr_edges(label: str) -> str:
+    """The CLOSES and REFERENCES of the pull requests (or to the issues) in $rows."""
+    pattern = (
+        "(n:GithubPr {uuid: r.uuid})-[e]->(:GithubIssue)"
+        if label == "GithubPr"
+        else "(:GithubPr)-[e]->(n:GithubIssue {uuid: r.uuid})"
+    )
+    return f"UNWIND $rows AS r MATCH {pattern} DELETE e"
+
+
+def link_prs(label: str, name: str) -> str:
+    """CLOSES (or REFERENCES) between the pull requests and the issues of one
+    item, from the side of the nodes in $rows."""
+    closing = "" if name == "CLOSES" else "NOT "
+    if label == "GithubPr":
+        match = (
+            "MATCH (n:GithubPr {uuid: r.uuid}), (i:GithubIssue) "
+            "WHERE i.parent_object_id = r.parent_object_id AND i.type IS NOT NULL "
+            f"AND {closing}r.text CONTAINS $closed"
+        )
+        return f"UNWIND $rows AS r {match} MERGE (n)-[:`{name}`]->(i)"
+    match = (
+        "MATCH (i:GithubIssue {uuid: r.uuid}), (n:GithubPr) "
+        "WHERE n.parent_object_id = r.parent_object_id AND n.type IS NOT NULL "
+        f"AND {closing}n.text CONTAINS $closed"
+    )
+    return f"UNWIND $rows AS r {match} MERGE (n)-[:`{name}`]->(i)"
+
+
 def delete_nodes(label: str) -> str:
     return f"UNWIND $ids AS id MATCH (n:{label} {{uuid: id}}) DETACH DELETE n"
 
@@ -153,6 +190,8 @@ def _ladybug_schema() -> list[str]:
     pairs: dict[str, list[str]] = defaultdict(list)
     for edge in EDGES:
         pairs[edge.name].append(f"FROM {LABELS[edge.source]} TO {edge.target_label}")
+    for name in PR_EDGES:
+        pairs[name].append("FROM GithubPr TO GithubIssue")
     statements += [
         f"CREATE REL TABLE IF NOT EXISTS `{name}`({', '.join(p)})" for name, p in pairs.items()
     ]
@@ -297,6 +336,14 @@ class EmbeddedGraphTarget(HeldSessions):
 
     def _write_type(self, object_type: str, label: str, rows: list[dict]) -> None:
         self._run(upsert_nodes(label), {"rows": rows})
+        if label in ("GithubPr", "GithubIssue"):
+            self._run(clear_pr_edges(label), {"rows": rows})
+            with_item = [row for row in rows if row["parent_object_id"]]
+            if with_item:
+                for name in PR_EDGES:
+                    self._run(
+                        link_prs(label, name), {"rows": with_item, "closed": PR_CLOSED_THE_ISSUE}
+                    )
         for edge in EDGES_BY_TYPE[object_type]:
             self._run(clear_edges(edge), {"rows": rows})
             linked = [row for row in rows if row[edge.key]]
@@ -377,8 +424,9 @@ class EmbeddedGraphTarget(HeldSessions):
     ) -> list[tuple[int, str, dict]]:
         """(hops, relationship, document) of the objects around a node: one hop
         either way (its project, its comments, attachments and GitHub issues),
-        and two hops through its project (the project's other objects of each
-        type, the most recently updated first, up to `limit` per type)."""
+        and two hops: the pull requests that close or reference an item's
+        issues, and through its project the project's other objects of each
+        type, the most recently updated first, up to `limit` per type."""
         oid, label = str(object_uuid), LABELS[object_type]
         with self.session():
             around = [
@@ -394,6 +442,15 @@ class EmbeddedGraphTarget(HeldSessions):
                     {"id": oid},
                 )
             ]
+            if label == "Item":  # its issues' pull requests
+                around += [
+                    (2, name, _document(node))
+                    for name, node in self._read(
+                        "MATCH (n:Item {uuid: $id})<-[:TRACKS]-(:GithubIssue)<-[e]-(m:GithubPr) "
+                        "WHERE m.type IS NOT NULL RETURN DISTINCT label(e), m",
+                        {"id": oid},
+                    )
+                ]
             for other in ("Item", "Release", "Node", "Change"):
                 around += [
                     (2, "IN_PROJECT", _document(node))
