@@ -269,6 +269,8 @@ AGIRA_EMBEDDED_PATH = env.str("AGIRA_EMBEDDED_PATH", default=str(VAR_DIR / "inde
 # the same outbox as the indexes; its database is one file of its own.
 AGIRA_GRAPH_ENABLED = env.bool("AGIRA_GRAPH_ENABLED", default=True)
 AGIRA_GRAPH_PATH = env.str("AGIRA_GRAPH_PATH", default=str(VAR_DIR / "graph" / "agira.lbug"))
+# One process writes the embedded graph at a time: how long another waits for it.
+AGIRA_GRAPH_LOCK_TIMEOUT = env.float("AGIRA_GRAPH_LOCK_TIMEOUT", default=10.0)
 # How long a writer waits for another process's write transaction.
 AGIRA_EMBEDDED_BUSY_TIMEOUT = env.float("AGIRA_EMBEDDED_BUSY_TIMEOUT", default=10.0)
 # How much of the index file is read through a memory map (0: none).

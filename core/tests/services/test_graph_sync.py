@@ -21,6 +21,7 @@ from core.tests.services.test_graph_target import hold_the_graph
 def graph(settings, transactional_db):
     """The embedded index and the graph, both written by every drain."""
     settings.AGIRA_GRAPH_ENABLED = True
+    settings.AGIRA_GRAPH_LOCK_TIMEOUT = 0.3
     settings.AGIRA_SYNC_MODE = "queued"
     settings.AGIRA_SYNC_BACKOFF_SECONDS = 0.0
     settings.AGIRA_EMBEDDER_PROVIDER = "none"

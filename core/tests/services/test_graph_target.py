@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def graph(tmp_path):
-    target = EmbeddedGraphTarget(tmp_path / "graph" / "agira.lbug")
+    target = EmbeddedGraphTarget(tmp_path / "graph" / "agira.lbug", lock_timeout=0.3)
     yield target
     target.close()
 
@@ -229,7 +229,7 @@ def test_one_writer_process_at_a_time_and_readers_beside_it(graph):
     try:
         # Another process writes: this one's changes wait (no attempt counted),
         # but it reads the graph (the web server beside the worker).
-        with pytest.raises(TargetUnavailable, match="busy: another process writes it"):
+        with pytest.raises(TargetUnavailable, match="busy: another process has written it"):
             write(graph, item)
         assert graph.fetch(object_uuid("item", item.pk))["title"] == "Written here"
         assert graph.count() == 1
@@ -247,3 +247,23 @@ def test_one_writer_process_at_a_time_and_readers_beside_it(graph):
         )
     assert read.returncode == 0, read.stderr
     assert read.stdout.strip() == "['Written here']"
+
+
+def test_a_writer_waits_a_moment_for_another_to_let_the_graph_go(tmp_path):
+    """A reconcile beside the worker's drain: the second writer waits for the
+    first instead of failing, up to its lock timeout."""
+    import threading
+
+    graph = EmbeddedGraphTarget(tmp_path / "graph" / "agira.lbug", lock_timeout=30)
+    item = factories.make_item(title="Waited for")
+    write(graph, item)
+    graph.close()
+    holder = hold_the_graph(graph.path)
+    letting_go = threading.Timer(0.5, lambda: holder.communicate("done\n", timeout=30))
+    letting_go.start()
+    try:
+        assert write(graph, item) == {}  # after the holder let go
+    finally:
+        letting_go.join()
+        graph.close()
+    assert holder.returncode == 0

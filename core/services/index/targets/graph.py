@@ -23,13 +23,16 @@ each engine's own (`LADYBUG_SCHEMA` here).
 
 The embedded engine is LadybugDB, in a folder under `var/`. It takes one
 writer process at a time (a file lock) and any number of read-only readers:
-this target holds the database only for a session (a drain), and a process
-that finds another writing gets `TargetUnavailable` ("busy"), so its changes
-wait and no attempt is counted, as with any target that cannot be used now.
+this target holds the database only for a session (a drain), opens it for
+writing at the first write, waiting up to `AGIRA_GRAPH_LOCK_TIMEOUT` seconds for
+another process to let it go, and then gives up with `TargetUnavailable`
+("busy"): its changes wait and no attempt is counted, as with any target that
+cannot be used now.
 """
 
 import logging
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -223,8 +226,11 @@ class EmbeddedGraphTarget(HeldSessions):
     needs_vectors = False
     searchable = False
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, lock_timeout: float | None = None):
         self.path = Path(path)
+        self.lock_timeout = (
+            settings.AGIRA_GRAPH_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
+        )
         self._lock = threading.RLock()
         self._db = None
         self._conn = None
@@ -251,7 +257,7 @@ class EmbeddedGraphTarget(HeldSessions):
         try:
             if write:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = ladybug.Database(str(self.path))
+                self._db = self._open_for_writing(ladybug)
             elif self.path.exists():
                 self._db = ladybug.Database(str(self.path), read_only=True)
             else:
@@ -259,10 +265,11 @@ class EmbeddedGraphTarget(HeldSessions):
             self._conn = ladybug.Connection(self._db)
         except RuntimeError as exc:
             self._close()
-            if "lock" in str(exc).lower():
+            if _locked(exc):
                 raise TargetUnavailable(
-                    f"The embedded graph at {self.path} is busy: another process writes it "
-                    "(its changes here wait for the next drain).",
+                    f"The embedded graph at {self.path} is busy: another process has written "
+                    f"it for more than {self.lock_timeout:g} s (the changes here wait for the "
+                    "next drain).",
                     reason="unreachable",
                 ) from exc
             raise TargetUnavailable(
@@ -275,6 +282,18 @@ class EmbeddedGraphTarget(HeldSessions):
                 self._conn.execute(statement)
             self._schema_ready = True
         return self._conn
+
+    def _open_for_writing(self, ladybug):
+        """The database with its write lock, waiting up to `lock_timeout` for
+        another process's drain or reconcile to let it go."""
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                return ladybug.Database(str(self.path))
+            except RuntimeError as exc:
+                if not _locked(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
 
     def _close(self) -> None:
         conn, db, self._conn, self._db = self._conn, self._db, None, None
@@ -471,6 +490,10 @@ class EmbeddedGraphTarget(HeldSessions):
                 {"id": str(object_uuid)},
             )
         return sorted((name, other, oid) for name, other, oid in rows)
+
+
+def _locked(exc: Exception) -> bool:
+    return "lock" in str(exc).lower()
 
 
 def _document(node: dict) -> dict:
