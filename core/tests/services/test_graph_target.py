@@ -267,3 +267,17 @@ def test_a_writer_waits_a_moment_for_another_to_let_the_graph_go(tmp_path):
         letting_go.join()
         graph.close()
     assert holder.returncode == 0
+
+
+def test_a_file_that_is_no_graph_is_reported_not_crashed_on(graph):
+    """A wrong AGIRA_GRAPH_PATH (some other file): reads and writes say so
+    clearly, as an unavailable target (the changes wait), and nothing raises
+    anything else."""
+    graph.path.parent.mkdir(parents=True)
+    graph.path.write_bytes(b"not a graph" * 100)
+    item = factories.make_item()
+    with pytest.raises(TargetUnavailable, match="cannot be opened.*not a valid"):
+        graph.fetch(object_uuid("item", item.pk))
+    with pytest.raises(TargetUnavailable, match="cannot be opened"):
+        write(graph, item)
+    assert graph.path.read_bytes() == b"not a graph" * 100  # left as it was

@@ -316,7 +316,11 @@ class EmbeddedGraphTarget(HeldSessions):
         except RuntimeError as exc:
             if "does not exist" in str(exc):
                 return []
-            raise
+            # A page or the modal says so (grey) instead of failing.
+            raise TargetUnavailable(
+                f"The embedded graph at {self.path} cannot be read: {exc}",
+                reason="misconfigured",
+            ) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -386,7 +390,11 @@ class EmbeddedGraphTarget(HeldSessions):
         if not ids:
             return {}
         with self.session():
-            self._in_transaction(self._delete, ids)
+            try:
+                self._in_transaction(self._delete, ids)
+            except RuntimeError as exc:
+                logger.warning("Deleting %d graph nodes failed: %s", len(ids), exc)
+                return dict.fromkeys(range(len(ids)), f"Graph delete failed: {exc}")
         return {}
 
     def _delete(self, ids: list[str]) -> None:
