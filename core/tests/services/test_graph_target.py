@@ -276,7 +276,7 @@ def test_a_file_that_is_no_graph_is_reported_not_crashed_on(graph):
     graph.path.parent.mkdir(parents=True)
     graph.path.write_bytes(b"not a graph" * 100)
     item = factories.make_item()
-    with pytest.raises(TargetUnavailable, match="cannot be opened.*not a valid"):
+    with pytest.raises(TargetUnavailable, match=r"cannot be opened.*not a valid"):
         graph.fetch(object_uuid("item", item.pk))
     with pytest.raises(TargetUnavailable, match="cannot be opened"):
         write(graph, item)
