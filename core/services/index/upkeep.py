@@ -60,9 +60,9 @@ class UpkeepReport:
 
 
 def upkeep(targets: list[Target] | None = None) -> UpkeepReport:
-    """One round: free dead leases, mark abandoned tasks, queue a drain for
-    what is due. Never raises for one part's failure without trying the
-    others (each is logged)."""
+    """One round: free dead leases, mark abandoned tasks, check that each
+    index still holds what its records say, queue a drain for what is due.
+    One part's failure is logged and the others still run."""
     report = UpkeepReport()
     targets = active_targets() if targets is None else targets
     for part in (_free_dead_leases, _mark_abandoned_tasks, _check_indexes, _queue_due_work):
@@ -108,7 +108,8 @@ def _free_dead_leases(report: UpkeepReport, _targets) -> None:
 def worker_id(name: str, pid: int) -> str:
     """A task worker's id that names its host and process (as lease tokens do),
     so that its tasks can be found abandoned when the process is gone."""
-    return f"{HOST[:60]}:{pid}:{name[: 64 - len(HOST[:60]) - len(str(pid)) - 2]}"
+    prefix = f"{HOST[:60]}:{pid}:"
+    return prefix + name[: max(1, 64 - len(prefix))]  # never empty: it ends the id
 
 
 def _mark_abandoned_tasks(report: UpkeepReport, _targets) -> None:
