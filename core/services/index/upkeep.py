@@ -174,6 +174,8 @@ def check_indexes(targets: list[Target] | None = None, *, force: bool = False) -
     say (at most once per `AGIRA_SYNC_INDEX_CHECK_SECONDS` per target and
     process, unless `force`), and make those records pending again. Returns
     the names of the targets found so."""
+    if not force and settings.AGIRA_SYNC_INDEX_CHECK_SECONDS <= 0:
+        return []  # turned off: not even the targets are looked up
     targets = active_targets() if targets is None else targets
     lost = []
     for target in targets:

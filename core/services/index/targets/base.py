@@ -1,7 +1,7 @@
 import contextlib
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -98,6 +98,8 @@ class HeldSessions:
 
     _lock: threading.RLock
     _depth: int
+    _open: Callable[[], None]
+    _let_go: Callable[[], None]
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -111,9 +113,3 @@ class HeldSessions:
                 self._depth -= 1
                 if self._depth == 0:
                     self._let_go()
-
-    def _open(self) -> None:
-        raise NotImplementedError
-
-    def _let_go(self) -> None:
-        raise NotImplementedError
