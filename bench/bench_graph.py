@@ -148,7 +148,7 @@ def bench_loop(tmp: Path, docs: list[tuple], sample: int) -> float:
         for oid, doc in chosen:
             row = {name: doc.get(name) for name in doc}
             row["uuid"] = str(oid)
-            graph._run(upsert_nodes(LABELS[doc["type"]]), {"rows": [row]})
+            graph._run(upsert_nodes(LABELS[doc["type"]], [row]), {"rows": [row]})
             for edge in EDGES_BY_TYPE[doc["type"]]:
                 other = other_end(edge, doc)
                 if other:

@@ -30,6 +30,7 @@ another process to let it go, and then gives up with `TargetUnavailable`
 cannot be used now.
 """
 
+import contextlib
 import logging
 import threading
 import time
@@ -112,13 +113,12 @@ def other_end(edge: Edge, doc: dict) -> str | None:
 
 
 # -- the Cypher both engines accept ---------------------------------------------------
-def _property(name: str) -> str:
-    # An explicit cast: a column of nulls would otherwise be taken as text.
-    return f"CAST(r.{name} AS INT64)" if name in INT_FIELDS else f"r.{name}"
-
-
-def upsert_nodes(label: str) -> str:
-    sets = ", ".join(f"n.{name} = {_property(name)}" for name in FIELDS)
+def upsert_nodes(label: str, rows: list[dict]) -> str:
+    """Merge the nodes of `rows` and set every field. A number field that is
+    empty in every row is set to a plain NULL: LadybugDB would take a column of
+    nulls for text and refuse it (and neither engine casts the same way)."""
+    empty = {name for name in INT_FIELDS if all(row.get(name) is None for row in rows)}
+    sets = ", ".join(f"n.{name} = {'NULL' if name in empty else f'r.{name}'}" for name in FIELDS)
     return f"UNWIND $rows AS r MERGE (n:{label} {{uuid: r.uuid}}) SET {sets}"
 
 
@@ -216,15 +216,238 @@ def graph_rows(documents: list[tuple[uuid.UUID, dict]]) -> dict[str, list[tuple[
     return grouped
 
 
+class StatementFailed(Exception):
+    """One statement failed on a graph that is there (a bad value, a
+    constraint): its batch's objects fail, the others stand."""
+
+
+# -- what both engines share ---------------------------------------------------------
+class GraphTarget(HeldSessions):
+    """The graph's batches and reads, the same Cypher for every engine. An
+    engine defines how it holds its database for a session (`_open`,
+    `_let_go`), how a write runs inside a transaction (`_in_transaction`,
+    `_run`) and a read outside one (`_read`), and how its values read
+    (`_properties`, `_relationship_type`, `_node_label`)."""
+
+    name = "graph"
+    label = "graph"
+    needs_vectors = False
+    searchable = False
+    PAGE = 1000  # nodes per read of the reconcile
+
+    def _run(self, query: str, parameters: dict | None = None) -> list[list]:
+        raise NotImplementedError
+
+    def _read(self, query: str, parameters: dict | None = None) -> list[list]:
+        raise NotImplementedError
+
+    def _in_transaction(self, fn, *args) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _properties(node) -> dict:
+        raise NotImplementedError
+
+    @staticmethod
+    def _relationship_type(relationship) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def _node_label(node) -> str:
+        raise NotImplementedError
+
+    def _document(self, node) -> dict:
+        properties = self._properties(node)
+        return {name: properties.get(name) for name in FIELDS}
+
+    # -- writes ------------------------------------------------------------------------
+    def upsert_many(self, documents: list[tuple[uuid.UUID, dict]], **_vectors) -> dict[int, str]:
+        """Write nodes and move their relationships, one transaction per type:
+        a type whose statements fail fails its documents, the others stand."""
+        errors: dict[int, str] = {}
+        with self.session():
+            for object_type, entries in graph_rows(documents).items():
+                label = LABELS.get(object_type)
+                if label is None:
+                    errors.update((i, f"Unknown type {object_type}") for i, _row in entries)
+                    continue
+                rows = [row for _i, row in entries]
+                try:
+                    self._in_transaction(self._write_type, object_type, label, rows)
+                except StatementFailed as exc:
+                    logger.warning("Writing %d %s nodes failed: %s", len(rows), label, exc)
+                    errors.update((i, f"Graph write failed: {exc}") for i, _row in entries)
+        return errors
+
+    def _write_type(self, object_type: str, label: str, rows: list[dict]) -> None:
+        self._run(upsert_nodes(label, rows), {"rows": rows})
+        if label in ("GithubPr", "GithubIssue"):
+            self._run(clear_pr_edges(label), {"rows": rows})
+            with_item = [row for row in rows if row["parent_object_id"]]
+            if with_item:
+                for name in PR_EDGES:
+                    self._run(
+                        link_prs(label, name), {"rows": with_item, "closed": PR_CLOSED_THE_ISSUE}
+                    )
+        for edge in EDGES_BY_TYPE[object_type]:
+            self._run(clear_edges(edge), {"rows": rows})
+            linked = [row for row in rows if row[edge.key]]
+            if linked:
+                # Each end once (the comments of one item share it).
+                ends = {row[edge.key]: row for row in linked}
+                self._run(merge_ends(edge), {"rows": list(ends.values())})
+                self._run(link(edge), {"rows": linked})
+
+    def delete_many(self, uuids: list[uuid.UUID]) -> dict[int, str]:
+        ids = [str(u) for u in uuids]
+        if not ids:
+            return {}
+        with self.session():
+            try:
+                self._in_transaction(self._delete, ids)
+            except StatementFailed as exc:
+                logger.warning("Deleting %d graph nodes failed: %s", len(ids), exc)
+                return dict.fromkeys(range(len(ids)), f"Graph delete failed: {exc}")
+        return {}
+
+    def _delete(self, ids: list[str]) -> None:
+        for label in LABELS.values():
+            self._run(delete_nodes(label), {"ids": ids})
+
+    # -- reads -------------------------------------------------------------------------
+    def fetch(self, object_uuid: uuid.UUID) -> dict | None:
+        with self.session():
+            for label in LABELS.values():
+                found = self._read(
+                    f"MATCH (n:{label} {{uuid: $id}}) WHERE n.type IS NOT NULL RETURN n",
+                    {"id": str(object_uuid)},
+                )
+                if found:
+                    return self._document(found[0][0])
+        return None
+
+    def count(self) -> int:
+        """Object nodes (not the bare ends of relationships whose own document
+        has not arrived)."""
+        with self.session():
+            return sum(
+                row[0]
+                for label in LABELS.values()
+                for row in self._read(f"MATCH (n:{label}) WHERE n.type IS NOT NULL RETURN count(n)")
+            )
+
+    def iter_documents(self) -> Iterator[tuple[uuid.UUID, dict]]:
+        """Every object node as the document the graph holds, for the
+        reconcile, a page of `PAGE` nodes at a time. A foreign key whose
+        relationship is missing, or leads to another node, reads as empty: the
+        document then differs from the database's, and the reconcile writes it
+        again, relationships and all."""
+        with self.session():
+            for object_type, label in LABELS.items():
+                after = ""
+                while True:
+                    nodes = self._read(
+                        f"MATCH (n:{label}) WHERE n.type IS NOT NULL AND n.uuid > $after "
+                        "RETURN n ORDER BY n.uuid LIMIT $page",
+                        {"after": after, "page": self.PAGE},
+                    )
+                    if not nodes:
+                        break
+                    docs = [self._properties(node) for (node,) in nodes]
+                    held = self._held_links(object_type, [d["uuid"] for d in docs])
+                    for properties in docs:
+                        doc = {name: properties.get(name) for name in FIELDS}
+                        for edge in EDGES_BY_TYPE[object_type]:
+                            expected = other_end(edge, doc)
+                            found = held[edge.name].get(properties["uuid"], set())
+                            if found != ({expected} if expected else set()):
+                                doc[edge.field] = None
+                        yield uuid.UUID(properties["uuid"]), doc
+                    after = docs[-1]["uuid"]
+
+    def _held_links(self, object_type: str, ids: list[str]) -> dict[str, dict[str, set[str]]]:
+        """Relationship name → node uuid → the uuids it leads to, for `ids`."""
+        held: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for edge in EDGES_BY_TYPE[object_type]:
+            for oid, other in self._read(
+                f"MATCH (n:{LABELS[object_type]})-[:`{edge.name}`]->(m:{edge.target_label}) "
+                "WHERE n.uuid IN $ids RETURN n.uuid, m.uuid",
+                {"ids": ids},
+            ):
+                held[edge.name][oid].add(other)
+        return held
+
+    def neighbourhood(
+        self, object_type: str, object_uuid: uuid.UUID, *, limit: int = 10
+    ) -> list[tuple[int, str, dict]]:
+        """(hops, relationship, document) of the objects around a node: one hop
+        either way (its project, its comments, attachments and GitHub issues),
+        and two hops: the pull requests that close or reference an item's
+        issues, and through its project the project's other objects of each
+        type, the most recently updated first, up to `limit` per type."""
+        oid, label = str(object_uuid), LABELS[object_type]
+        one_hop = [  # (relationship, the pattern from n to m)
+            (edge.name, f"(n)-[:`{edge.name}`]->(m:{edge.target_label})")
+            for edge in EDGES_BY_TYPE[object_type]
+            if edge.target != "organisation"  # no object: no document to show
+        ]
+        one_hop += [
+            (edge.name, f"(n)<-[:`{edge.name}`]-(m:{LABELS[edge.source]})")
+            for edge in EDGES
+            if edge.target == object_type
+        ]
+        if label == "GithubPr":
+            one_hop += [(name, f"(n)-[:`{name}`]->(m:GithubIssue)") for name in PR_EDGES]
+        if label == "GithubIssue":
+            one_hop += [(name, f"(n)<-[:`{name}`]-(m:GithubPr)") for name in PR_EDGES]
+        two_hops = []
+        if label == "Item":  # the pull requests of its GitHub issues
+            two_hops += [
+                (name, f"(n)<-[:TRACKS]-(:GithubIssue)<-[:`{name}`]-(m:GithubPr)")
+                for name in PR_EDGES
+            ]
+        around = []
+        with self.session():
+            for hops, patterns in ((1, one_hop), (2, two_hops)):
+                for name, pattern in patterns:
+                    around += [
+                        (hops, name, self._document(node))
+                        for (node,) in self._read(
+                            f"MATCH (n:{label} {{uuid: $id}}) MATCH {pattern} "
+                            "WHERE m.type IS NOT NULL RETURN DISTINCT m",
+                            {"id": oid},
+                        )
+                    ]
+            for other in ("Item", "Release", "Node", "Change"):
+                around += [
+                    (2, "IN_PROJECT", self._document(node))
+                    for (node,) in self._read(
+                        f"MATCH (n:{label} {{uuid: $id}})-[:IN_PROJECT]->(:Project)<-[:IN_PROJECT]-"
+                        f"(m:{other}) WHERE m.uuid <> $id AND m.type IS NOT NULL "
+                        "RETURN m ORDER BY m.updated_at DESC LIMIT $limit",
+                        {"id": oid, "limit": limit},
+                    )
+                ]
+        return around
+
+    def relationships(self, object_uuid: uuid.UUID) -> list[tuple[str, str, str]]:
+        """(relationship, label, uuid) of every relationship leaving the node."""
+        with self.session():
+            rows = self._read(
+                "MATCH (n {uuid: $id})-[e]->(m) RETURN e, m", {"id": str(object_uuid)}
+            )
+        return sorted(
+            (self._relationship_type(e), self._node_label(m), self._properties(m)["uuid"])
+            for e, m in rows
+        )
+
+
 # -- the embedded engine ---------------------------------------------------------------
-class EmbeddedGraphTarget(HeldSessions):
+class EmbeddedGraphTarget(GraphTarget):
     """The graph in LadybugDB, in one folder. The database is held (and its
     write lock with it) only inside `session()`."""
 
-    name = "graph"
     label = "graph (embedded)"
-    needs_vectors = False
-    searchable = False
 
     def __init__(self, path: str | Path, *, lock_timeout: float | None = None):
         self.path = Path(path)
@@ -304,7 +527,10 @@ class EmbeddedGraphTarget(HeldSessions):
 
     def _run(self, query: str, parameters: dict | None = None) -> list[list]:
         """A write statement (inside a session)."""
-        return _rows(self._hold(write=True).execute(query, parameters or {}))
+        try:
+            return _rows(self._hold(write=True).execute(query, parameters or {}))
+        except RuntimeError as exc:
+            raise StatementFailed(str(exc)) from exc
 
     def _read(self, query: str, parameters: dict | None = None) -> list[list]:
         """A read; nothing when nothing was ever written (no database or no tables)."""
@@ -322,12 +548,38 @@ class EmbeddedGraphTarget(HeldSessions):
                 reason="misconfigured",
             ) from exc
 
+    def _in_transaction(self, fn, *args) -> None:
+        self._run("BEGIN TRANSACTION")
+        conn = self._conn
+        try:
+            fn(*args)
+        except BaseException:
+            # A failed statement has already ended LadybugDB's transaction.
+            with contextlib.suppress(RuntimeError):
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except RuntimeError as exc:
+            raise StatementFailed(str(exc)) from exc
+
+    @staticmethod
+    def _properties(node) -> dict:
+        return node
+
+    @staticmethod
+    def _relationship_type(relationship) -> str:
+        return relationship["_LABEL"]
+
+    @staticmethod
+    def _node_label(node) -> str:
+        return node["_LABEL"]
+
     def close(self) -> None:
         with self._lock:
             self._close()
             self._depth = 0
 
-    # -- the Target protocol -------------------------------------------------------------
     def ping(self) -> ServerInfo:
         import ladybug
 
@@ -339,173 +591,9 @@ class EmbeddedGraphTarget(HeldSessions):
         with self.session():
             self._hold(write=True)  # the schema is made when it is opened for writing
 
-    def upsert_many(self, documents: list[tuple[uuid.UUID, dict]], **_vectors) -> dict[int, str]:
-        """Write nodes and move their relationships, one transaction per type:
-        a type whose statements fail fails its documents, the others stand."""
-        errors: dict[int, str] = {}
-        with self.session():
-            for object_type, entries in graph_rows(documents).items():
-                label = LABELS.get(object_type)
-                if label is None:
-                    errors.update((i, f"Unknown type {object_type}") for i, _row in entries)
-                    continue
-                rows = [row for _i, row in entries]
-                try:
-                    self._in_transaction(self._write_type, object_type, label, rows)
-                except RuntimeError as exc:
-                    logger.warning("Writing %d %s nodes failed: %s", len(rows), label, exc)
-                    errors.update((i, f"Graph write failed: {exc}") for i, _row in entries)
-        return errors
-
-    def _write_type(self, object_type: str, label: str, rows: list[dict]) -> None:
-        self._run(upsert_nodes(label), {"rows": rows})
-        if label in ("GithubPr", "GithubIssue"):
-            self._run(clear_pr_edges(label), {"rows": rows})
-            with_item = [row for row in rows if row["parent_object_id"]]
-            if with_item:
-                for name in PR_EDGES:
-                    self._run(
-                        link_prs(label, name), {"rows": with_item, "closed": PR_CLOSED_THE_ISSUE}
-                    )
-        for edge in EDGES_BY_TYPE[object_type]:
-            self._run(clear_edges(edge), {"rows": rows})
-            linked = [row for row in rows if row[edge.key]]
-            if linked:
-                # Each end once (the comments of one item share it).
-                ends = {row[edge.key]: row for row in linked}
-                self._run(merge_ends(edge), {"rows": list(ends.values())})
-                self._run(link(edge), {"rows": linked})
-
-    def _in_transaction(self, fn, *args) -> None:
-        self._run("BEGIN TRANSACTION")
-        try:
-            fn(*args)
-        except BaseException:
-            self._run("ROLLBACK")
-            raise
-        self._run("COMMIT")
-
-    def delete_many(self, uuids: list[uuid.UUID]) -> dict[int, str]:
-        ids = [str(u) for u in uuids]
-        if not ids:
-            return {}
-        with self.session():
-            try:
-                self._in_transaction(self._delete, ids)
-            except RuntimeError as exc:
-                logger.warning("Deleting %d graph nodes failed: %s", len(ids), exc)
-                return dict.fromkeys(range(len(ids)), f"Graph delete failed: {exc}")
-        return {}
-
-    def _delete(self, ids: list[str]) -> None:
-        for label in LABELS.values():
-            self._run(delete_nodes(label), {"ids": ids})
-
-    def fetch(self, object_uuid: uuid.UUID) -> dict | None:
-        with self.session():
-            for label in LABELS.values():
-                found = self._read(
-                    f"MATCH (n:{label} {{uuid: $id}}) WHERE n.type IS NOT NULL RETURN n",
-                    {"id": str(object_uuid)},
-                )
-                if found:
-                    return _document(found[0][0])
-        return None
-
-    def count(self) -> int:
-        """Object nodes (not the bare ends of relationships whose own document
-        has not arrived)."""
-        with self.session():
-            return sum(
-                row[0]
-                for label in LABELS.values()
-                for row in self._read(f"MATCH (n:{label}) WHERE n.type IS NOT NULL RETURN count(n)")
-            )
-
-    def iter_documents(self) -> Iterator[tuple[uuid.UUID, dict]]:
-        """Every object node as the document the graph holds, for the
-        reconcile. A foreign key whose relationship is missing, or leads to
-        another node, reads as empty: the document then differs from the
-        database's, and the reconcile writes it again, relationships and all."""
-        with self.session():
-            for object_type, label in LABELS.items():
-                links: dict[str, set[tuple[str, str]]] = defaultdict(set)
-                for oid, name, other in self._read(
-                    f"MATCH (n:{label})-[e]->(m) RETURN n.uuid, label(e), m.uuid"
-                ):
-                    links[oid].add((name, other))
-                for (node,) in self._read(
-                    f"MATCH (n:{label}) WHERE n.type IS NOT NULL RETURN n ORDER BY n.uuid"
-                ):
-                    doc = _document(node)
-                    held = links.get(node["uuid"], set())
-                    for edge in EDGES_BY_TYPE[object_type]:
-                        expected = other_end(edge, doc)
-                        found = {other for name, other in held if name == edge.name}
-                        if found != ({expected} if expected else set()):
-                            doc[edge.field] = None
-                    yield uuid.UUID(node["uuid"]), doc
-
-    def neighbourhood(
-        self, object_type: str, object_uuid: uuid.UUID, *, limit: int = 10
-    ) -> list[tuple[int, str, dict]]:
-        """(hops, relationship, document) of the objects around a node: one hop
-        either way (its project, its comments, attachments and GitHub issues),
-        and two hops: the pull requests that close or reference an item's
-        issues, and through its project the project's other objects of each
-        type, the most recently updated first, up to `limit` per type."""
-        oid, label = str(object_uuid), LABELS[object_type]
-        with self.session():
-            around = [
-                (1, name, _document(node))
-                for name, node in self._read(
-                    f"MATCH (n:{label} {{uuid: $id}})-[e]->(m) WHERE m.type IS NOT NULL "
-                    "RETURN label(e), m",
-                    {"id": oid},
-                )
-                + self._read(
-                    f"MATCH (m)-[e]->(n:{label} {{uuid: $id}}) WHERE m.type IS NOT NULL "
-                    "RETURN label(e), m",
-                    {"id": oid},
-                )
-            ]
-            if label == "Item":  # its issues' pull requests
-                around += [
-                    (2, name, _document(node))
-                    for name, node in self._read(
-                        "MATCH (n:Item {uuid: $id})<-[:TRACKS]-(:GithubIssue)<-[e]-(m:GithubPr) "
-                        "WHERE m.type IS NOT NULL RETURN DISTINCT label(e), m",
-                        {"id": oid},
-                    )
-                ]
-            for other in ("Item", "Release", "Node", "Change"):
-                around += [
-                    (2, "IN_PROJECT", _document(node))
-                    for (node,) in self._read(
-                        f"MATCH (n:{label} {{uuid: $id}})-[:IN_PROJECT]->(:Project)<-[:IN_PROJECT]-"
-                        f"(m:{other}) WHERE m.uuid <> $id AND m.type IS NOT NULL "
-                        "RETURN m ORDER BY m.updated_at DESC LIMIT $limit",
-                        {"id": oid, "limit": limit},
-                    )
-                ]
-        return around
-
-    def relationships(self, object_uuid: uuid.UUID) -> list[tuple[str, str, str]]:
-        """(relationship, label, uuid) of every relationship leaving the node."""
-        with self.session():
-            rows = self._read(
-                "MATCH (n {uuid: $id})-[e]->(m) RETURN label(e), label(m), m.uuid",
-                {"id": str(object_uuid)},
-            )
-        return sorted((name, other, oid) for name, other, oid in rows)
-
 
 def _locked(exc: Exception) -> bool:
     return "lock" in str(exc).lower()
-
-
-def _document(node: dict) -> dict:
-    return {name: node.get(name) for name in FIELDS}
 
 
 def _rows(result) -> list[list]:
