@@ -5,6 +5,7 @@ pytest_plugins = [
     "core.testing.weaviate_server.pytest_plugin",
     "core.testing.github_server.pytest_plugin",
     "core.testing.embedding_server.pytest_plugin",
+    "core.testing.bolt_server.pytest_plugin",
 ]
 
 
