@@ -67,6 +67,7 @@ def _close_index_clients():
     from core.services.index.engine import reset_breakers, reset_enqueue_window
     from core.services.index.targets.embedded import close_embedded
     from core.services.index.targets.graph import close_graph
+    from core.services.index.targets.neo4j import close_neo4j
     from core.services.index.targets.qdrant import close_qdrant
     from core.services.index.targets.weaviate import close_weaviate
 
@@ -74,6 +75,7 @@ def _close_index_clients():
     close_qdrant()
     close_embedded()
     close_graph()
+    close_neo4j()
     reset_breakers()
     reset_enqueue_window()
     tasks._retry_scheduled_until = None

@@ -1,5 +1,6 @@
-"""Admin pages of the sync engine: the Weaviate and embedder configurations
-(singletons with a write-only API key and a "Test" button) and the sync state."""
+"""Admin pages of the sync engine: the Weaviate, Neo4j and embedder
+configurations (singletons with a write-only secret and a "Test" button) and
+the sync state."""
 
 import os
 
@@ -11,6 +12,7 @@ from django.urls import path, reverse
 
 from core.models import (
     EmbedderConfiguration,
+    Neo4jConfiguration,
     ReconcileRun,
     SyncOutbox,
     SyncRecord,
@@ -21,6 +23,9 @@ from core.services.index.config import ENV_OVERRIDES
 from core.services.index.embeddings import ENV_OVERRIDES as EMBEDDER_ENV_OVERRIDES
 from core.services.index.embeddings import check_embedder
 from core.services.index.service import check_weaviate_connection
+from core.services.index.targets.neo4j import ENV_OVERRIDES as NEO4J_ENV_OVERRIDES
+from core.services.index.targets.neo4j import SCHEMES as NEO4J_SCHEMES
+from core.services.index.targets.neo4j import check_neo4j_connection
 
 
 def write_only_field(label: str) -> forms.CharField:
@@ -109,6 +114,35 @@ class EmbedderConfigurationForm(WriteOnlySecretForm):
         return cleaned
 
 
+class Neo4jConfigurationForm(WriteOnlySecretForm):
+    secret_field = "password"  # noqa: S105 - the field's name, not a secret
+    password = write_only_field("Password")
+    clear_password = forms.BooleanField(label="Remove the stored password", required=False)
+
+    class Meta:
+        model = Neo4jConfiguration
+        fields = [
+            "enabled",
+            "uri",
+            "user",
+            "password",
+            "database",
+            "connect_timeout",
+            "query_timeout",
+        ]
+
+    def clean_uri(self) -> str:
+        uri = self.cleaned_data["uri"].strip()
+        scheme, found, host = uri.partition("://")
+        if not found or scheme.lower() not in NEO4J_SCHEMES or not host.strip("/"):
+            raise forms.ValidationError(
+                "Start the URI with "
+                + ", ".join(f"{s}://" for s in NEO4J_SCHEMES)
+                + " and name the host, e.g. neo4j://graph.internal:7687."
+            )
+        return uri
+
+
 def _first_upper(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -190,6 +224,22 @@ class WeaviateConfigurationAdmin(ConnectionAdmin):
 
     def check_connection(self) -> tuple[bool, str]:
         return check_weaviate_connection()
+
+
+@admin.register(Neo4jConfiguration)
+class Neo4jConfigurationAdmin(ConnectionAdmin):
+    """The graph in Neo4j; "Test connection" logs in, makes the schema and counts."""
+
+    form = Neo4jConfigurationForm
+    env_overrides = NEO4J_ENV_OVERRIDES
+    fieldsets = [
+        (None, {"fields": ["enabled"]}),
+        ("Server", {"fields": ["uri", "user", "password", "clear_password", "database"]}),
+        ("Timeouts", {"fields": ["connect_timeout", "query_timeout"]}),
+    ]
+
+    def check_connection(self) -> tuple[bool, str]:
+        return check_neo4j_connection()
 
 
 @admin.register(EmbedderConfiguration)

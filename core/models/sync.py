@@ -59,6 +59,46 @@ class WeaviateConfiguration(SingletonModel):
         return "Weaviate configuration"
 
 
+class Neo4jConfiguration(SingletonModel):
+    """The Neo4j connection of the graph target, edited in the admin. A singleton.
+
+    Environment variables (`AGIRA_NEO4J_*`, see `.env.example`) override every
+    field; the admin shows which ones are overridden.
+    """
+
+    enabled = models.BooleanField(default=False)
+    uri = models.CharField(
+        "URI",
+        max_length=300,
+        default="neo4j://localhost:7687",
+        help_text="neo4j://host:7687 (routing, for a cluster or Aura: neo4j+s://...) or "
+        "bolt://host:7687 (one server).",
+    )
+    user = models.CharField(max_length=200, default="neo4j")
+    password = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Write-only: never shown again.",
+    )
+    database = models.CharField(
+        max_length=100, default="neo4j", help_text="The database the graph is written to."
+    )
+    connect_timeout = models.FloatField(
+        default=3.0, help_text="Seconds to wait for the server at connection time."
+    )
+    query_timeout = models.FloatField(
+        default=30.0, help_text="Seconds a transaction may take before the server ends it."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Neo4j configuration"
+        verbose_name_plural = "Neo4j configuration"
+
+    def __str__(self) -> str:
+        return "Neo4j configuration"
+
+
 class EmbedderProvider(models.TextChoices):
     LOCAL = "local", "Local model (ONNX on the CPU)"
     HTTP = "http", "OpenAI-compatible endpoint (/v1/embeddings)"

@@ -106,7 +106,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--target",
-            choices=["weaviate", "embedded", "qdrant", "graph"],
+            choices=["weaviate", "embedded", "qdrant", "neo4j", "graph"],
             default=None,
             help="Only this target (default: every active one).",
         )

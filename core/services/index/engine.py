@@ -60,6 +60,7 @@ from .documents import (
 )
 from .embeddings import EmbedderUnavailable, current_embedder
 from .targets.base import Target, TargetUnavailable
+from .targets.neo4j import neo4j_settings  # the driver itself is imported by the target
 
 logger = logging.getLogger("agira.index")
 
@@ -73,8 +74,9 @@ def active_targets() -> list[Target]:
     Weaviate when it is enabled in the admin (or the environment) is the
     primary; the embedded index (on by default, `AGIRA_EMBEDDED_ENABLED`) is
     the primary otherwise; then a Qdrant server (`AGIRA_QDRANT_ENABLED`), and
-    last the graph (`AGIRA_GRAPH_ENABLED`, on by default), which holds no
-    vectors and answers no search. Several can be active: each keeps its own
+    last the graphs, which hold no vectors and answer no search: Neo4j when it
+    is enabled in the admin (or the environment), and the embedded graph
+    (`AGIRA_GRAPH_ENABLED`, on by default). Several can be active: each keeps its own
     records, retries and failures.
     """
     targets: list[Target] = []
@@ -93,11 +95,22 @@ def active_targets() -> list[Target]:
         from .targets.qdrant import qdrant_settings, qdrant_target
 
         targets.append(qdrant_target(qdrant_settings()))
+    if neo4j_settings().enabled:
+        from .targets.neo4j import neo4j_target
+
+        targets.append(neo4j_target())
     if settings.AGIRA_GRAPH_ENABLED:
         from .targets.graph import embedded_graph_target
 
         targets.append(embedded_graph_target())
     return targets
+
+
+def graph_target() -> Target | None:
+    """The graph the Links view reads: Neo4j when it is enabled, else the
+    embedded graph when it is on, else none."""
+    graphs = [t for t in active_targets() if not getattr(t, "searchable", True)]
+    return graphs[0] if graphs else None
 
 
 def index_targets() -> list[Target]:

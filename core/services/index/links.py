@@ -10,11 +10,10 @@ person may see is listed: a neighbour in an organisation they are not in
 
 from dataclasses import dataclass, field
 
-from django.conf import settings
-
 from core import policy
 
 from .documents import object_uuid
+from .engine import graph_target
 from .targets.base import TargetUnavailable
 
 # (hops, relationship, the neighbour's type) -> the group it is listed in, in this order.
@@ -54,15 +53,14 @@ class Links:
 def item_links(item, user) -> Links:
     """The neighbourhood of `item`, which `user` may see. Raises
     TargetUnavailable when the graph is off or cannot be read."""
-    if not settings.AGIRA_GRAPH_ENABLED:
+    graph = graph_target()
+    if graph is None:
         raise TargetUnavailable(
-            "The graph is switched off (AGIRA_GRAPH_ENABLED).", reason="disabled"
+            "No graph is on: the embedded graph is switched off (AGIRA_GRAPH_ENABLED) "
+            "and Neo4j is not enabled.",
+            reason="disabled",
         )
-    from .targets.graph import embedded_graph_target
-
-    rows = embedded_graph_target().neighbourhood(
-        "item", object_uuid("item", item.pk), limit=PER_GROUP
-    )
+    rows = graph.neighbourhood("item", object_uuid("item", item.pk), limit=PER_GROUP)
     allowed = policy.visibility(user)
     grouped: dict[tuple[int, str, str], list[Link]] = {key: [] for key, _name in GROUPS}
     for hops, relationship, doc in rows:

@@ -204,7 +204,7 @@ def test_the_links_view_says_when_the_graph_is_off(graph, auth_client, settings)
     settings.AGIRA_GRAPH_ENABLED = False
     html = links_page(auth_client, item, HTTP_HX_REQUEST="true")
     assert 'id="links-unavailable"' in html
-    assert "The graph is switched off (AGIRA_GRAPH_ENABLED)." in html
+    assert "No graph is on: the embedded graph is switched off (AGIRA_GRAPH_ENABLED)" in html
 
 
 def test_the_item_page_has_a_links_tab_loaded_after_the_page(graph, auth_client):

@@ -1,6 +1,8 @@
-"""The embedded graph target (LadybugDB): nodes for objects, relationships from
-their documents, moved when a foreign key changes, gone with the node; one
-writer process at a time, readers beside it."""
+"""The graph targets, embedded (LadybugDB) and Neo4j (through the real driver
+and the Bolt test server): nodes for objects, relationships from their
+documents, moved when a foreign key changes, gone with the node. The embedded
+graph: one writer process at a time, readers beside it. Neo4j: a server gone,
+a wrong password, a failing statement."""
 
 import subprocess
 import sys
@@ -12,14 +14,47 @@ from core.services.index.documents import document_for, get_weaviate_type, norma
 from core.services.index.targets.base import TargetUnavailable
 from core.services.index.targets.graph import EmbeddedGraphTarget
 from core.services.index.targets.graph import link as link_statement
+from core.services.index.targets.neo4j import NEO4J_SCHEMA, Neo4jGraphTarget, Neo4jSettings
 from core.tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
+def neo4j_settings_for(server, **overrides) -> Neo4jSettings:
+    """Settings that point at the Bolt test server."""
+    values = {
+        "enabled": True,
+        "uri": server.uri,
+        "user": server.user,
+        "password": server.password,
+        "database": server.database,
+        "connect_timeout": 2.0,
+        "query_timeout": 10.0,
+    }
+    return Neo4jSettings(**{**values, **overrides})
+
+
 @pytest.fixture
-def graph(tmp_path):
+def embedded_graph(tmp_path):
     target = EmbeddedGraphTarget(tmp_path / "graph" / "agira.lbug", lock_timeout=0.3)
+    yield target
+    target.close()
+
+
+@pytest.fixture(params=["embedded", "neo4j"])
+def graph(request, tmp_path):
+    """Each engine in turn: the scenarios hold for both."""
+    if request.param == "embedded":
+        target = EmbeddedGraphTarget(tmp_path / "graph" / "agira.lbug", lock_timeout=0.3)
+    else:
+        target = Neo4jGraphTarget(neo4j_settings_for(request.getfixturevalue("bolt_server")))
+    yield target
+    target.close()
+
+
+@pytest.fixture
+def neo4j_graph(bolt_server):
+    target = Neo4jGraphTarget(neo4j_settings_for(bolt_server))
     yield target
     target.close()
 
@@ -228,25 +263,25 @@ print(sorted(titles))
 """
 
 
-def test_one_writer_process_at_a_time_and_readers_beside_it(graph):
+def test_one_writer_process_at_a_time_and_readers_beside_it(embedded_graph):
     item = factories.make_item(title="Written here")
-    write(graph, item)
-    holder = hold_the_graph(graph.path)
+    write(embedded_graph, item)
+    holder = hold_the_graph(embedded_graph.path)
     try:
         # Another process writes: this one's changes wait (no attempt counted),
-        # but it reads the graph (the web server beside the worker).
+        # but it reads the embedded_graph (the web server beside the worker).
         with pytest.raises(TargetUnavailable, match="busy: another process has written it"):
-            write(graph, item)
-        assert graph.fetch(object_uuid("item", item.pk))["title"] == "Written here"
-        assert graph.count() == 1
+            write(embedded_graph, item)
+        assert embedded_graph.fetch(object_uuid("item", item.pk))["title"] == "Written here"
+        assert embedded_graph.count() == 1
     finally:
         holder.communicate("done\n", timeout=30)
-    assert write(graph, item) == {}  # its turn now
+    assert write(embedded_graph, item) == {}  # its turn now
 
-    # While this process holds the graph to write, another reads it.
-    with graph.session():
+    # While this process holds the embedded_graph to write, another reads it.
+    with embedded_graph.session():
         read = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(READ_THE_GRAPH), str(graph.path)],
+            [sys.executable, "-c", textwrap.dedent(READ_THE_GRAPH), str(embedded_graph.path)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -275,15 +310,90 @@ def test_a_writer_waits_a_moment_for_another_to_let_the_graph_go(tmp_path):
     assert holder.returncode == 0
 
 
-def test_a_file_that_is_no_graph_is_reported_not_crashed_on(graph):
+def test_a_file_that_is_no_graph_is_reported_not_crashed_on(embedded_graph):
     """A wrong AGIRA_GRAPH_PATH (some other file): reads and writes say so
     clearly, as an unavailable target (the changes wait), and nothing raises
     anything else."""
-    graph.path.parent.mkdir(parents=True)
-    graph.path.write_bytes(b"not a graph" * 100)
+    embedded_graph.path.parent.mkdir(parents=True)
+    embedded_graph.path.write_bytes(b"not a embedded_graph" * 100)
     item = factories.make_item()
     with pytest.raises(TargetUnavailable, match=r"cannot be opened.*not a valid"):
-        graph.fetch(object_uuid("item", item.pk))
+        embedded_graph.fetch(object_uuid("item", item.pk))
     with pytest.raises(TargetUnavailable, match="cannot be opened"):
-        write(graph, item)
-    assert graph.path.read_bytes() == b"not a graph" * 100  # left as it was
+        write(embedded_graph, item)
+    assert embedded_graph.path.read_bytes() == b"not a embedded_graph" * 100  # left as it was
+
+
+# -- Neo4j: the schema and what goes wrong ------------------------------------------------
+def test_neo4j_gets_its_constraints_once_before_the_first_write(neo4j_graph, bolt_server):
+    item = factories.make_item()
+    write(neo4j_graph, item)
+    write(neo4j_graph, item)
+    assert len(bolt_server.constraints) == 10  # uuid, one per label and the organisation
+    assert set(bolt_server.indexes) == {"agira_githubissue_parent", "agira_githubpr_parent"}
+    schema_runs = [s for s in bolt_server.statements if s.startswith("CREATE CONSTRAINT")]
+    assert len(schema_runs) == len(NEO4J_SCHEMA) - 2  # not again at the second write
+
+
+def test_neo4j_gone_is_an_unavailable_target_and_loses_nothing(neo4j_graph, bolt_server):
+    item = factories.make_item(title="Kept for later")
+    bolt_server.down()
+    with pytest.raises(TargetUnavailable, match="cannot be reached") as gone:
+        write(neo4j_graph, item)
+    assert gone.value.reason == "unreachable"
+    bolt_server.up()
+    assert write(neo4j_graph, item) == {}
+    assert neo4j_graph.fetch(object_uuid("item", item.pk))["title"] == "Kept for later"
+
+
+def test_a_wrong_neo4j_password_is_an_auth_failure_that_never_shows_it(bolt_server):
+    target = Neo4jGraphTarget(neo4j_settings_for(bolt_server, password="not-the-password-123"))
+    try:
+        with pytest.raises(TargetUnavailable) as refused:
+            write(target, factories.make_item())
+    finally:
+        target.close()
+    assert refused.value.reason == "auth"
+    assert "check the user name and password" in str(refused.value)
+    assert "not-the-password-123" not in str(refused.value)
+
+
+def test_an_unknown_neo4j_database_or_uri_is_misconfigured(bolt_server):
+    for overrides, message in [
+        ({"database": "nowhere"}, "has no database 'nowhere'"),
+        ({"uri": "http://127.0.0.1:7474"}, "is not one the driver takes"),
+    ]:
+        target = Neo4jGraphTarget(neo4j_settings_for(bolt_server, **overrides))
+        try:
+            with pytest.raises(TargetUnavailable, match=message) as wrong:
+                target.count()
+        finally:
+            target.close()
+        assert wrong.value.reason == "misconfigured"
+
+
+def test_a_failing_neo4j_statement_fails_its_type_and_the_others_stand(neo4j_graph, bolt_server):
+    project = factories.make_project()
+    item = factories.make_item(project=project)
+    bolt_server.fail_statements("MERGE (n:Item ")
+    documents = [
+        (object_uuid(get_weaviate_type(i), i.pk), normalise(document_for(i)))
+        for i in (project, item)
+    ]
+    errors = neo4j_graph.upsert_many(documents)
+    assert list(errors) == [1]  # the item, not the project
+    assert "a fault of the test server" in errors[1]
+    assert neo4j_graph.fetch(object_uuid("project", project.pk)) is not None
+    assert neo4j_graph.fetch(object_uuid("item", item.pk)) is None  # rolled back whole
+
+
+def test_a_transient_neo4j_error_is_retried_by_the_driver(neo4j_graph, bolt_server):
+    item = factories.make_item(title="Second time lucky")
+    bolt_server.fail_statements(
+        "MERGE (n:Item ",
+        code="Neo.TransientError.Transaction.DeadlockDetected",
+        message="A deadlock (a fault of the test server).",
+        times=1,
+    )
+    assert write(neo4j_graph, item) == {}
+    assert neo4j_graph.fetch(object_uuid("item", item.pk))["title"] == "Second time lucky"

@@ -7,7 +7,12 @@ from core.tests import factories
 pytestmark = pytest.mark.django_db
 
 # The connection singletons are a form, not a list (tested on their own).
-SINGLETONS = {"WeaviateConfiguration", "GitHubConfiguration", "EmbedderConfiguration"}
+SINGLETONS = {
+    "WeaviateConfiguration",
+    "Neo4jConfiguration",
+    "GitHubConfiguration",
+    "EmbedderConfiguration",
+}
 CORE_MODELS = [
     m for m in admin.site._registry if m._meta.app_label == "core" and m.__name__ not in SINGLETONS
 ]
