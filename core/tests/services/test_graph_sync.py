@@ -1,31 +1,68 @@
-"""The graph as a target of the sync engine: fed by the same outbox and drain
-as the embedded index, with its own records; shown on the dashboard and in the
-status modal; repaired by `sync_weaviate --target graph`; never asked to
-search."""
+"""The graph as a target of the sync engine, embedded and in Neo4j (through the
+Bolt test server): fed by the same outbox and drain as the embedded index, with
+its own records; shown on the dashboard and in the status modal; repaired by
+`sync_weaviate --target graph` (or `neo4j`); never asked to search."""
 
+import contextlib
 import io
+from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from core.models import ReconcileRun, SyncRecord, SyncState
+from core.models import Neo4jConfiguration, ReconcileRun, SyncRecord, SyncState
 from core.services.index.documents import object_uuid
-from core.services.index.engine import drain
-from core.services.index.targets.graph import embedded_graph_target
+from core.services.index.engine import drain, graph_target
 from core.tests import factories
 from core.tests.services.test_graph_target import hold_the_graph
 
 
-@pytest.fixture
-def graph(settings, transactional_db):
-    """The embedded index and the graph, both written by every drain."""
-    settings.AGIRA_GRAPH_ENABLED = True
+@pytest.fixture(params=["embedded", "neo4j"])
+def graph(request, settings, transactional_db):
+    """The embedded index and a graph (each engine in turn), both written by
+    every drain."""
+    settings.AGIRA_GRAPH_ENABLED = request.param == "embedded"
     settings.AGIRA_GRAPH_LOCK_TIMEOUT = 0.3
     settings.AGIRA_SYNC_MODE = "queued"
     settings.AGIRA_SYNC_BACKOFF_SECONDS = 0.0
     settings.AGIRA_EMBEDDER_PROVIDER = "none"
-    return embedded_graph_target()
+    if request.param == "neo4j":
+        server = request.getfixturevalue("bolt_server")
+        Neo4jConfiguration.objects.update_or_create(
+            pk=1,
+            defaults={
+                "enabled": True,
+                "uri": server.uri,
+                "user": server.user,
+                "password": server.password,
+                "database": server.database,
+                "connect_timeout": 2.0,
+            },
+        )
+    target = graph_target()
+    assert target is not None
+    assert target.name == ("graph" if request.param == "embedded" else "neo4j")
+    return target
+
+
+@contextlib.contextmanager
+def unavailable(graph, request) -> Iterator[None]:
+    """The graph out of reach for a while: another process writing the
+    embedded graph, or the Neo4j server gone."""
+    if graph.name == "graph":
+        holder = hold_the_graph(graph.path)
+        try:
+            yield
+        finally:
+            holder.communicate("done\n", timeout=30)
+    else:
+        server = request.getfixturevalue("bolt_server")
+        server.down()
+        try:
+            yield
+        finally:
+            server.up()
 
 
 def links(graph, object_type: str, instance) -> list[tuple[str, str, str]]:
@@ -44,7 +81,7 @@ def test_saves_reach_the_graph_with_their_relationships(graph):
     assert graph.fetch(object_uuid("item", item.pk))["title"] == "Crash on login"
     assert links(graph, "item", item) == [("IN_PROJECT", "Project", uid("project", project))]
     assert links(graph, "comment", comment) == [("ON", "Item", uid("item", item))]
-    records = SyncRecord.objects.filter(target="graph")
+    records = SyncRecord.objects.filter(target=graph.name)
     assert records.count() == 3
     assert set(records.values_list("state", "embedding_model")) == {(SyncState.SYNCED, "")}
     # The embedded index got the same changes, with its own records.
@@ -64,41 +101,38 @@ def test_a_move_and_a_delete_reach_the_graph(graph):
     assert graph.fetch(object_uuid("comment", comment.pk)) is None
     assert graph.count() == 2  # the projects
     assert (
-        not SyncRecord.objects.filter(target="graph")
+        not SyncRecord.objects.filter(target=graph.name)
         .exclude(state__in=[SyncState.SYNCED, SyncState.DELETED])
         .exists()
     )
 
 
-def test_a_graph_another_process_writes_makes_the_changes_wait(graph):
+def test_a_graph_out_of_reach_makes_the_changes_wait(graph, request):
     item = factories.make_item(title="First")
-    holder = hold_the_graph(graph.path)
-    try:
+    with unavailable(graph, request):
         item.title = "Second"
         item.save()
-        record = SyncRecord.objects.get(target="graph", object_type="item")
+        record = SyncRecord.objects.get(target=graph.name, object_type="item")
         assert record.state == SyncState.PENDING
-        assert record.attempts == 0  # the graph was busy, not the object wrong
+        assert record.attempts == 0  # the graph was out of reach, not the object wrong
         embedded = SyncRecord.objects.get(target="embedded", object_type="item")
         assert embedded.state == SyncState.SYNCED  # the other target did not wait
-    finally:
-        holder.communicate("done\n", timeout=30)
     drain()
     assert graph.fetch(object_uuid("item", item.pk))["title"] == "Second"
-    assert SyncRecord.objects.get(target="graph", object_type="item").state == SyncState.SYNCED
+    assert SyncRecord.objects.get(target=graph.name, object_type="item").state == SyncState.SYNCED
 
 
 def test_the_dashboard_and_the_modal_show_the_graph(graph, client):
     item = factories.make_item()
     client.force_login(factories.make_user("boss", is_staff=True, is_superuser=True))
     dashboard = client.get(reverse("core:sync-dashboard")).content.decode()
-    panel = dashboard.split('data-target="graph"', 1)[1].split("</section>", 1)[0]
-    assert "Graph (embedded)" in panel
+    panel = dashboard.split(f'data-target="{graph.name}"', 1)[1].split("</section>", 1)[0]
+    assert graph.label[:1].upper() + graph.label[1:] in panel
     assert 'data-reachable="yes"' in panel
     modal = client.get(
         reverse("core:weaviate-object", args=["item", item.pk]), HTTP_HX_REQUEST="true"
     ).content.decode()
-    assert "graph (embedded)" in modal.lower()
+    assert graph.label.lower() in modal.lower()
 
 
 def test_search_never_asks_the_graph(graph, auth_client):
@@ -108,38 +142,47 @@ def test_search_never_asks_the_graph(graph, auth_client):
     assert "cannot answer" not in page
 
 
-def reconcile(*args: str) -> tuple[int, str]:
+def reconcile(graph, *args: str) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     try:
-        call_command("sync_weaviate", "--target", "graph", *args, stdout=out, stderr=err)
+        call_command("sync_weaviate", "--target", graph.name, *args, stdout=out, stderr=err)
         code = 0
     except SystemExit as exc:
         code = exc.code
     return code, out.getvalue() + err.getvalue()
 
 
-def test_the_reconcile_repairs_a_missing_relationship_and_deletes_an_orphan(graph, settings):
-    settings.AGIRA_RECONCILE_CACHE_DIR = str(graph.path.parent / "mirror")
+def behind_our_back(graph, statement: str, parameters: dict) -> None:
+    """A write that is no sync's: someone else's client, a restore."""
+    with graph.session():
+        graph._in_transaction(graph._run, statement, parameters)
+
+
+def test_the_reconcile_repairs_a_missing_relationship_and_deletes_an_orphan(
+    graph, settings, tmp_path
+):
+    settings.AGIRA_RECONCILE_CACHE_DIR = str(tmp_path / "mirror")
     project = factories.make_project()
     item = factories.make_item(project=project)
     other = factories.make_item(project=project)
-    code, out = reconcile()
+    code, out = reconcile(graph)
     assert code == 0, out
     # Behind Agira's back: a relationship lost, an object node nobody owns.
-    with graph.session():
-        graph._run(
-            "MATCH (n:Item {uuid: $id})-[e:IN_PROJECT]->() DELETE e",
-            {"id": uid("item", item)},
-        )
-        graph._run(
-            "CREATE (n:Item {uuid: $id, object_id: '999999', type: 'item', title: 'Orphan'})",
-            {"id": str(object_uuid("item", 999999))},
-        )
+    behind_our_back(
+        graph,
+        "MATCH (n:Item {uuid: $id})-[e:IN_PROJECT]->() DELETE e",
+        {"id": uid("item", item)},
+    )
+    behind_our_back(
+        graph,
+        "CREATE (n:Item {uuid: $id, object_id: '999999', type: 'item', title: 'Orphan'})",
+        {"id": str(object_uuid("item", 999999))},
+    )
     assert links(graph, "item", item) == []
 
-    code, out = reconcile()
+    code, out = reconcile(graph)
     assert code == 0, out
-    repair = ReconcileRun.objects.filter(target="graph").order_by("id").last()
+    repair = ReconcileRun.objects.filter(target=graph.name).order_by("id").last()
     assert repair.counts["item"]["updated"] == 1  # the item that lost its relationship
     assert repair.counts["item"]["deleted"] == 1  # the orphan
     assert repair.counts["item"]["unchanged"] == 1
@@ -147,7 +190,7 @@ def test_the_reconcile_repairs_a_missing_relationship_and_deletes_an_orphan(grap
     assert links(graph, "item", other) == [("IN_PROJECT", "Project", uid("project", project))]
     assert graph.fetch(object_uuid("item", 999999)) is None
     assert graph.count() == 3
-    code, out = reconcile("--dry-run")
+    code, out = reconcile(graph, "--dry-run")
     assert code == 0, out  # nothing left to do
 
 
@@ -199,9 +242,20 @@ def test_the_links_view_lists_what_the_graph_links_to_the_item(graph, auth_clien
     assert f'data-link-id="{sibling.pk}"' in page
 
 
-def test_the_links_view_says_when_the_graph_is_off(graph, auth_client, settings):
+def test_the_links_view_says_when_the_graph_is_out_of_reach_or_off(
+    graph, auth_client, settings, request
+):
     item = factories.make_item()
+    with unavailable(graph, request):
+        html = links_page(auth_client, item, HTTP_HX_REQUEST="true")
+    if graph.name == "neo4j":  # another process writing the embedded graph: read all the same
+        assert 'id="links-unavailable"' in html
+        assert "cannot answer now" in html
+    else:
+        assert 'data-links-group="Project"' in html
+
     settings.AGIRA_GRAPH_ENABLED = False
+    Neo4jConfiguration.objects.filter(pk=1).update(enabled=False)
     html = links_page(auth_client, item, HTTP_HX_REQUEST="true")
     assert 'id="links-unavailable"' in html
     assert "No graph is on: the embedded graph is switched off (AGIRA_GRAPH_ENABLED)" in html

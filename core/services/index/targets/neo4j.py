@@ -2,11 +2,14 @@
 
 The same batches and reads as the embedded graph (`GraphTarget`): only how a
 statement runs differs. Writes run in managed write transactions (the driver
-retries a transient error such as a deadlock, for a few seconds); reads in
-managed read transactions. Neo4j's own schema statements (`NEO4J_SCHEMA`): a
-uniqueness constraint on `uuid` per label, which is also the index every
-`MERGE` and `MATCH` by uuid uses, and an index on `parent_object_id` for the
-pull requests and GitHub issues, which are joined on it.
+retries a transient error such as a deadlock, or a cluster's leader gone, for
+`RETRY_SECONDS`); reads in auto-commit read transactions, not retried, so that
+a page whose graph is out of reach says so at once.
+
+Neo4j's own schema statements (`NEO4J_SCHEMA`): a uniqueness constraint on
+`uuid` per label, which is also the index every `MERGE` and `MATCH` by uuid
+uses, and an index on `parent_object_id` for the pull requests and GitHub
+issues, which are joined on it.
 
 Configured in the admin (`Neo4jConfiguration`), every field overridable by an
 `AGIRA_NEO4J_*` variable. The password is write-only and appears in no
@@ -163,7 +166,9 @@ class Neo4jGraphTarget(GraphTarget):
     # -- holding a session (HeldSessions) ------------------------------------------------
     def _open(self) -> None:
         with self._errors(reading=True):
-            self._session = self._get_driver().session(database=self.config.database)
+            self._session = self._get_driver().session(
+                database=self.config.database, default_access_mode="READ"
+            )  # reads: `execute_write` asks for a writer itself
 
     def _let_go(self) -> None:
         session, self._session = self._session, None
@@ -182,11 +187,13 @@ class Neo4jGraphTarget(GraphTarget):
         return self._tx.run(query, parameters or {}).values()
 
     def _read(self, query: str, parameters: dict | None = None) -> list[list]:
-        def work(tx) -> list[list]:
-            return tx.run(query, parameters or {}).values()
+        """A read in a transaction of its own, not retried: a page that cannot
+        read the graph says so at once."""
+        import neo4j
 
         with self._errors(reading=True):
-            return self._session.execute_read(self._timed(work))
+            statement = neo4j.Query(query, timeout=self.config.query_timeout)
+            return self._session.run(statement, parameters or {}).values()
 
     def _in_transaction(self, fn, *args) -> None:
         self._ensure_schema()
