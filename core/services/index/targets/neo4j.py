@@ -230,14 +230,13 @@ class Neo4jGraphTarget(GraphTarget):
 
     # -- the Target protocol -------------------------------------------------------------
     def ping(self) -> ServerInfo:
+        """The server's name and Bolt version; and its database answers."""
         with self._errors(reading=True):
-            driver = self._get_driver()
-            driver.verify_connectivity(database=self.config.database)
-            info = driver.get_server_info(database=self.config.database)
-        return ServerInfo(
-            version=f"{info.agent} (Bolt {info.protocol_version[0]}.{info.protocol_version[1]})",
-            ready=True,
-        )
+            info = self._get_driver().get_server_info()
+        with self.session():
+            self._read("RETURN 1")  # an unknown database says so here
+        major, minor = info.protocol_version[:2]
+        return ServerInfo(version=f"{info.agent} (Bolt {major}.{minor})", ready=True)
 
     def ensure_collection(self) -> None:
         with self.session():
