@@ -1,9 +1,13 @@
-"""Benchmark of the graph target (seed 004) in embedded LadybugDB.
+"""Benchmark of the graph target (seed 004), in embedded LadybugDB or in Neo4j.
 
     .venv/bin/python bench/bench_graph.py [--objects 10000] [--loop-sample 2000]
+        [--engine embedded|neo4j]
 
 One process, a fresh temporary directory (SQLite database, graph), the graph as the
-only target (no index, no embedder). In one run it measures:
+only target (no index, no embedder). `--engine neo4j` writes through the real `neo4j`
+driver over Bolt to the Bolt test server (`core/testing/bolt_server/`, LadybugDB
+behind it, in this process): what batching saves in round trips, not Neo4j's own
+speed. In one run it measures:
 
 1. The drain: N demo objects put in the outbox (`mark_for_sync`), then `drain()` end to
    end (records, documents, one transaction per type and batch: `UNWIND` + `MERGE` for
@@ -33,9 +37,10 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+BOLT_PASSWORD = secrets.token_urlsafe()
 
 
-def prepare(tmp: Path) -> None:
+def prepare(tmp: Path, *, embedded_graph: bool) -> None:
     os.environ.update(
         DJANGO_SETTINGS_MODULE="agira.settings",
         AGIRA_ENV="development",
@@ -49,7 +54,7 @@ def prepare(tmp: Path) -> None:
         AGIRA_WEAVIATE_ENABLED="false",
         AGIRA_EMBEDDED_ENABLED="false",
         AGIRA_QDRANT_ENABLED="false",
-        AGIRA_GRAPH_ENABLED="true",
+        AGIRA_GRAPH_ENABLED="true" if embedded_graph else "false",
         AGIRA_GRAPH_PATH=str(tmp / "graph" / "agira.lbug"),
         AGIRA_EMBEDDER_PROVIDER="none",
     )
@@ -107,7 +112,7 @@ def bench_drain(graph, total: int, docs: list[tuple]) -> dict:
     started = time.perf_counter()
     report = drain()
     seconds = time.perf_counter() - started
-    result = report.targets["graph"]
+    result = report.targets[graph.name]
     rate = total / seconds
     print(
         f"drain(): folded {report.folded:,}; written {result.written:,}, failed "
@@ -116,7 +121,7 @@ def bench_drain(graph, total: int, docs: list[tuple]) -> dict:
     checks = {
         f"the graph holds {total:,} object nodes": graph.count() == total,
         f"{total:,} graph records synced": SyncRecord.objects.filter(
-            target="graph", state=SyncState.SYNCED
+            target=graph.name, state=SyncState.SYNCED
         ).count()
         == total,
         "exactly the relationships the documents name": held_relationships(graph)
@@ -127,34 +132,35 @@ def bench_drain(graph, total: int, docs: list[tuple]) -> dict:
     return {"rate": rate, "ok": all(checks.values())}
 
 
-def bench_loop(tmp: Path, docs: list[tuple], sample: int) -> float:
-    """One object at a time: a MERGE of the node, then one per relationship,
-    each statement in its own transaction (autocommit)."""
+def bench_loop(graph, docs: list[tuple], sample: int) -> float:
+    """One object at a time into a fresh `graph`: a MERGE of the node, then one
+    per relationship, each statement in its own transaction."""
     from core.services.index.targets.graph import (
         EDGES_BY_TYPE,
         LABELS,
-        EmbeddedGraphTarget,
         link,
         merge_ends,
         other_end,
         upsert_nodes,
     )
 
-    graph = EmbeddedGraphTarget(tmp / "loop-graph" / "agira.lbug")
+    def one(statement: str, parameters: dict) -> None:
+        graph._in_transaction(graph._run, statement, parameters)
+
     chosen = docs[:: max(1, len(docs) // sample)][:sample]
     with graph.session():
-        graph._run("RETURN 1")  # opened for writing, with its schema
+        one("RETURN 1", {})  # opened for writing, with its schema
         started = time.perf_counter()
         for oid, doc in chosen:
             row = {name: doc.get(name) for name in doc}
             row["uuid"] = str(oid)
-            graph._run(upsert_nodes(LABELS[doc["type"]], [row]), {"rows": [row]})
+            one(upsert_nodes(LABELS[doc["type"]], [row]), {"rows": [row]})
             for edge in EDGES_BY_TYPE[doc["type"]]:
                 other = other_end(edge, doc)
                 if other:
-                    one = {"rows": [{**row, edge.key: other}]}
-                    graph._run(merge_ends(edge), one)
-                    graph._run(link(edge), one)
+                    rows = {"rows": [{**row, edge.key: other}]}
+                    one(merge_ends(edge), rows)
+                    one(link(edge), rows)
         seconds = time.perf_counter() - started
     graph.close()
     rate = len(chosen) / seconds
@@ -176,7 +182,7 @@ def bench_reads(graph, items: int = 200) -> None:
         times.append(time.perf_counter() - started)
     p95 = statistics.quantiles(times, n=20)[18]
     print(
-        f"neighbourhood of {len(pks)} items (the Links tab, opening the graph read-only "
+        f"neighbourhood of {len(pks)} items (the Links tab, a session of its own "
         f"each time): p50 {statistics.median(times) * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms"
     )
 
@@ -185,26 +191,58 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--loop-sample", type=int, default=2_000)
+    parser.add_argument("--engine", choices=["embedded", "neo4j"], default="embedded")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="agira-bench-graph-"))
-    prepare(tmp)
+    servers = []
+    prepare(tmp, embedded_graph=args.engine == "embedded")
+
+    def server(name: str):
+        from core.services.index.targets.graph import LADYBUG_SCHEMA
+        from core.testing.bolt_server import BoltTestServer
+
+        started = BoltTestServer(
+            path=tmp / name, schema=LADYBUG_SCHEMA, password=BOLT_PASSWORD
+        ).start()
+        servers.append(started)
+        return started
+
+    if args.engine == "neo4j":  # read from the environment by every neo4j_settings()
+        os.environ.update(
+            AGIRA_NEO4J_ENABLED="true",
+            AGIRA_NEO4J_URI=server("neo4j.lbug").uri,
+            AGIRA_NEO4J_USER="neo4j",
+            AGIRA_NEO4J_PASSWORD=BOLT_PASSWORD,
+        )
     import ladybug
 
-    from core.services.index.targets.graph import embedded_graph_target
+    from core.services.index.engine import graph_target
+    from core.services.index.targets.graph import EmbeddedGraphTarget
 
-    print(f"LadybugDB {ladybug.__version__}, Python {sys.version.split()[0]}, in {tmp}")
+    engine = "Neo4j driver over Bolt to the test server" if servers else "embedded"
+    print(f"LadybugDB {ladybug.__version__}, Python {sys.version.split()[0]}, {engine}, in {tmp}")
     total = seed(args.objects)
     docs = documents()
     print(f"demo data: {total:,} objects, {expected_relationships(docs):,} relationships")
-    graph = embedded_graph_target()
-    print("\n1. Through the drain")
+    graph = graph_target()
+    print(f"\n1. Through the drain ({graph.label})")
     drained = bench_drain(graph, total, docs)
     print("\n2. One object at a time")
-    looped = bench_loop(tmp, docs, args.loop_sample)
+    if servers:
+        from dataclasses import replace
+
+        from core.services.index.targets.neo4j import Neo4jGraphTarget, neo4j_settings
+
+        fresh = Neo4jGraphTarget(replace(neo4j_settings(), uri=server("loop.lbug").uri))
+    else:
+        fresh = EmbeddedGraphTarget(tmp / "loop-graph" / "agira.lbug")
+    looped = bench_loop(fresh, docs, args.loop_sample)
     print(f"\ndrain / one at a time: {drained['rate'] / looped:.1f}x")
     print("\n3. Reads")
     bench_reads(graph)
     graph.close()
+    for started in servers:
+        started.stop()
     return 0 if drained["ok"] else 1
 
 

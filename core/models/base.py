@@ -42,3 +42,9 @@ class SingletonModel(models.Model):
     def load(cls):
         obj, _ = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
         return obj
+
+    @classmethod
+    def current(cls):
+        """The stored row, or one with the defaults, unsaved: for reads on
+        every page (one query, never a write)."""
+        return cls.objects.filter(pk=cls.SINGLETON_PK).first() or cls(pk=cls.SINGLETON_PK)

@@ -82,7 +82,7 @@ class Neo4jSettings:
 
 def neo4j_settings(config: Neo4jConfiguration | None = None) -> Neo4jSettings:
     """The admin's configuration with the environment's overrides applied."""
-    values, overridden = with_env_overrides(config or Neo4jConfiguration.load(), ENV_OVERRIDES)
+    values, overridden = with_env_overrides(config or Neo4jConfiguration.current(), ENV_OVERRIDES)
     return Neo4jSettings(**values, overridden=overridden)
 
 
