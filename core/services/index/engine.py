@@ -109,8 +109,15 @@ def active_targets() -> list[Target]:
 def graph_target() -> Target | None:
     """The graph the Links view reads: Neo4j when it is enabled, else the
     embedded graph when it is on, else none."""
-    graphs = [t for t in active_targets() if not getattr(t, "searchable", True)]
-    return graphs[0] if graphs else None
+    if neo4j_settings().enabled:
+        from .targets.neo4j import neo4j_target
+
+        return neo4j_target()
+    if settings.AGIRA_GRAPH_ENABLED:
+        from .targets.graph import embedded_graph_target
+
+        return embedded_graph_target()
+    return None
 
 
 def index_targets() -> list[Target]:
