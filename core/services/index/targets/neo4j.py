@@ -173,8 +173,10 @@ class Neo4jGraphTarget(GraphTarget):
     def _let_go(self) -> None:
         session, self._session = self._session, None
         if session is not None:
-            with contextlib.suppress(Exception):  # a dead connection: nothing to give back
+            try:
                 session.close()
+            except Exception as exc:  # a dead connection: nothing to give back
+                logger.info("Closing a Neo4j session of %s failed: %s", self.config.uri, exc)
 
     def _timed(self, work):
         """`work` as a transaction function the server ends after `query_timeout`."""
