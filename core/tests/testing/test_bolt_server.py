@@ -215,3 +215,29 @@ def test_a_server_of_its_own_keeps_its_data_in_its_folder(tmp_path):
     finally:
         server.stop()
     assert (tmp_path / "g.lbug").exists()
+
+
+def test_it_runs_on_its_own_until_stopped(tmp_path):
+    """`python -m core.testing.bolt_server`: one line with the URI, then serves
+    Agira's graph tables until SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "core.testing.bolt_server", "--password", "p4ss"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("Bolt test server on bolt://127.0.0.1:")
+        uri = line.split()[4]
+        with neo4j.GraphDatabase.driver(uri, auth=("neo4j", "p4ss")) as driver:
+            driver.execute_query("MERGE (n:Item {uuid: 'x'})")
+            assert driver.execute_query("MATCH (n:Item) RETURN count(n) AS c").records[0]["c"] == 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=30)
+    assert server.returncode == 0
+    assert out.strip() == "stopped"
