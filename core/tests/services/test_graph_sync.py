@@ -233,7 +233,9 @@ def test_the_links_view_lists_what_the_graph_links_to_the_item(graph, auth_clien
     assert f'data-link-id="{release.pk}"' in group(html, "Releases of the project")
     assert f'data-link-id="{node.pk}"' in group(html, "Nodes of the project")
     assert f'data-link-id="{change.pk}"' in group(html, "Changes in the project")
-    assert f'data-link-id="{elsewhere.pk}"' not in html
+    # Another project's item is no neighbour (ids of other types may share its number).
+    assert f'data-link-type="item" data-link-id="{elsewhere.pk}"' not in html
+    assert f'data-link-type="item" data-link-id="{sibling.pk}"' in html  # the form checked
     assert group(html, "Attachments") == ""  # an empty group is not shown
 
     page = links_page(auth_client, item)  # without JavaScript: a page of its own
