@@ -438,7 +438,6 @@ class _Connection(threading.Thread):
         self.qids = iter(range(1 << 62))
         self.writing = False  # holds the server's writer lock (a write transaction)
         self.in_transaction = False
-        self.tx_database: str | None = None
         self._closed = threading.Event()
 
     # -- the wire ----------------------------------------------------------------------
@@ -542,6 +541,12 @@ class _Connection(threading.Thread):
                 self._closed.set()  # Neo4j closes the connection after a failed login
             elif self.state != CONNECTED:
                 self.state = FAILED
+        except PackStreamError as exc:  # a value with no Bolt form, e.g. an integer of 128 bits
+            self.send(
+                FAILURE,
+                {"code": "Neo.DatabaseError.General.UnknownError", "message": f"{name}: {exc}"},
+            )
+            self.state = FAILED
         except TypeError as exc:  # a message with the wrong fields
             self.send(
                 FAILURE,

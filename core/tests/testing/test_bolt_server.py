@@ -241,3 +241,20 @@ def test_it_runs_on_its_own_until_stopped(tmp_path):
         out, _ = server.communicate(timeout=30)
     assert server.returncode == 0
     assert out.strip() == "stopped"
+
+
+def test_a_value_bolt_cannot_carry_is_a_failure_not_a_dropped_connection(neo4j_driver):
+    with pytest.raises(errors.DatabaseError, match="does not fit in 64 bits"):
+        neo4j_driver.execute_query("RETURN CAST('18446744073709551615' AS UINT64) AS big")
+    assert neo4j_driver.execute_query("RETURN 1 AS x").records[0]["x"] == 1
+
+
+def test_bytes_that_are_no_message_close_the_connection_and_the_server_goes_on(
+    neo4j_driver, bolt_server
+):
+    with socket.create_connection(("127.0.0.1", bolt_server.port), timeout=5) as sock:
+        sock.sendall(b"\x60\x60\xb0\x17" + bytes.fromhex("00040405 00000000 00000000 00000000"))
+        assert sock.recv(4) == b"\x00\x00\x04\x05"  # 5.4, the newest of 5.0-5.4 offered
+        sock.sendall(b"\x00\x02\xdf\x01\x00\x00")  # an unknown PackStream marker
+        assert sock.recv(1) == b""  # closed
+    assert neo4j_driver.execute_query("RETURN 1 AS x").records[0]["x"] == 1
