@@ -29,7 +29,7 @@ from .context import (  # noqa: F401 - the search API lives in context.py
 )
 from .documents import OBJECT_TYPES, get_weaviate_type, object_uuid
 from .engine import TargetReport, active_targets, delete_now, index_targets, write_now
-from .targets.base import Target, TargetUnavailable
+from .targets.base import Target, TargetUnavailable, probe
 
 __all__ = [
     "check_weaviate_connection",
@@ -147,15 +147,10 @@ def check_weaviate_connection() -> tuple[bool, str]:
         config = weaviate_settings()
     except ValueError as exc:
         return False, str(exc)
-    target = WeaviateTarget(replace(config, enabled=True))
     try:
-        info = target.ping()
-        target.ensure_collection()
-        count = target.count()
+        info, count = probe(WeaviateTarget(replace(config, enabled=True)))
     except TargetUnavailable as exc:
         return False, str(exc)
-    finally:
-        target.close()
     readiness = "ready" if info.ready else "not ready"
     return True, (
         f"Connected to Weaviate {info.version} at {config.describe()}: {readiness}; "

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
-from types import FrameType
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from core.services.index.targets.graph import LADYBUG_SCHEMA
     from core.testing.bolt_server.server import BoltTestServer
+    from core.testing.serving import serve_until_stopped
 
     server = BoltTestServer(
         path=args.path,
@@ -46,22 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
     )
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server.start()
-    try:
-        print(f"Bolt test server on {server.uri} (user {args.user})", flush=True)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    print("stopped", flush=True)
-    return 0
+    return serve_until_stopped(
+        server, lambda: f"Bolt test server on {server.uri} (user {args.user})"
+    )
 
 
 if __name__ == "__main__":

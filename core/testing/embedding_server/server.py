@@ -33,7 +33,6 @@ import ipaddress
 import itertools
 import json
 import re
-import signal
 import socket
 import socketserver
 import struct
@@ -43,9 +42,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
+
+from core.testing.serving import serve_until_stopped
 
 DEFAULT_MODEL = "agira-test-embedder"
 EMBEDDINGS_PATHS = ("/v1/embeddings", "/embeddings")
@@ -495,27 +495,14 @@ def main(argv: list[str] | None = None) -> int:
     server = EmbeddingTestServer(
         dimension=args.dimension, host=args.host, port=args.port, api_keys=args.api_key
     )
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server.start()
-    try:
-        print(
+    return serve_until_stopped(
+        server,
+        lambda: (
             f"Embedding test server on {server.url} (POST /v1/embeddings) "
             f"port={server.port} dimension={args.dimension}"
-            + (" (API key required)" if args.api_key else ""),
-            flush=True,
-        )
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    print("stopped", flush=True)
-    return 0
+            + (" (API key required)" if args.api_key else "")
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -10,12 +10,10 @@ with its commit), and a pull request from a deleted fork. Ctrl-C or SIGTERM stop
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from types import FrameType
 
 from core.testing.github_server.server import GitHubTestServer
+from core.testing.serving import serve_until_stopped
 
 DEMO_REPO = "acme/widgets"
 
@@ -62,27 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     server = GitHubTestServer(token=args.token, host=args.host, port=args.port)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server.start()
-    try:
-        seed(server, args.issues)
-        print(
+    return serve_until_stopped(
+        server,
+        lambda: (
             f"GitHub test server on {server.base_url} (also {server.enterprise_url}) "
-            f"port={server.port} repo={DEMO_REPO}" + (" (token required)" if args.token else ""),
-            flush=True,
-        )
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    print("stopped", flush=True)
-    return 0
+            f"port={server.port} repo={DEMO_REPO}" + (" (token required)" if args.token else "")
+        ),
+        prepare=lambda started: seed(started, args.issues),
+    )
 
 
 if __name__ == "__main__":

@@ -9,11 +9,9 @@ a script can start it and read where to connect. Ctrl-C or SIGTERM stops it clea
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from types import FrameType
 
+from core.testing.serving import serve_until_stopped
 from core.testing.weaviate_server.server import DEFAULT_VERSION, WeaviateTestServer
 
 
@@ -47,27 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         version=args.version,
         auto_schema=not args.no_auto_schema,
     )
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server.start()
-    try:
-        print(
+    return serve_until_stopped(
+        server,
+        lambda: (
             f"Weaviate test server {args.version} on {server.url} "
             f"http_port={server.http_port} grpc_port={server.grpc_port}"
-            + (" (API key required)" if args.api_key else ""),
-            flush=True,
-        )
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    print("stopped", flush=True)
-    return 0
+            + (" (API key required)" if args.api_key else "")
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -17,3 +17,10 @@ def world(db, user):
         "change": factories.make_change(project=project, title="Rotate keys"),
         "mapping": factories.make_mapping(item=item, repository="acme/shop", number=12),
     }
+
+
+@pytest.fixture
+def admin_client(client, db):
+    """Logged in as a superuser (the admin's pages)."""
+    client.force_login(factories.make_user("boss", is_staff=True, is_superuser=True))
+    return client

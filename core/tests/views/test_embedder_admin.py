@@ -5,19 +5,12 @@ import pytest
 from django.urls import reverse
 
 from core.models import EmbedderConfiguration
-from core.tests import factories
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "sk-embed-secret-0815"
 CHANGE_URL = reverse("admin:core_embedderconfiguration_change", args=[1])
 TEST_URL = reverse("admin:core_embedderconfiguration_test")
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(factories.make_user("boss", is_staff=True, is_superuser=True))
-    return client
 
 
 def _form(**overrides) -> dict:

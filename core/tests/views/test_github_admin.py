@@ -1,21 +1,13 @@
 """The GitHub configuration in the admin: a singleton with a write-only token and a
 "Test connection" that reports the rate limit or exactly what went wrong."""
 
-import pytest
 from django.urls import reverse
 
 from core.models import GitHubConfiguration
-from core.tests import factories
 from core.tests.github_helpers import TOKEN
 
 CHANGE_URL = reverse("admin:core_githubconfiguration_change", args=[1])
 TEST_URL = reverse("admin:core_githubconfiguration_test")
-
-
-@pytest.fixture
-def admin_client(client, db):
-    client.force_login(factories.make_user("boss", is_staff=True, is_superuser=True))
-    return client
 
 
 def _form(**overrides) -> dict:

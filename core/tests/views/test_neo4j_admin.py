@@ -17,12 +17,6 @@ TEST_URL = reverse("admin:core_neo4jconfiguration_test")
 SECRET = "neo4j-very-secret-4711"
 
 
-@pytest.fixture
-def admin_client(client):
-    client.force_login(factories.make_user("boss", is_staff=True, is_superuser=True))
-    return client
-
-
 def _form(**overrides) -> dict:
     data = {
         "enabled": "on",

@@ -12,12 +12,6 @@ pytestmark = pytest.mark.django_db
 SECRET = "sk-very-secret-4711"
 
 
-@pytest.fixture
-def admin_client(client):
-    client.force_login(factories.make_user("boss", is_staff=True, is_superuser=True))
-    return client
-
-
 def _form(**overrides) -> dict:
     data = {
         "enabled": "on",

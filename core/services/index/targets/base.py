@@ -84,6 +84,18 @@ class VersionedTarget(Target, Protocol):
         ...
 
 
+def probe(target: Target) -> tuple[ServerInfo, int]:
+    """What an admin's "Test connection" asks a target made for the purpose:
+    ping it, make its collection (or schema), count its objects, and close it.
+    Raises TargetUnavailable with the reason."""
+    try:
+        info = target.ping()
+        target.ensure_collection()
+        return info, target.count()
+    finally:
+        target.close()
+
+
 def supports_versions(target: Target) -> bool:
     check = getattr(target, "supports_versions", None)
     return bool(check and check())

@@ -35,6 +35,7 @@ import logging
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -222,7 +223,7 @@ class StatementFailed(Exception):
 
 
 # -- what both engines share ---------------------------------------------------------
-class GraphTarget(HeldSessions):
+class GraphTarget(HeldSessions, ABC):
     """The graph's batches and reads, the same Cypher for every engine. An
     engine defines how it holds its database for a session (`_open`,
     `_let_go`), how a write runs inside a transaction (`_in_transaction`,
@@ -235,26 +236,32 @@ class GraphTarget(HeldSessions):
     searchable = False
     PAGE = 1000  # nodes per read of the reconcile
 
+    @abstractmethod
     def _run(self, query: str, parameters: dict | None = None) -> list[list]:
-        raise NotImplementedError
+        """A write statement, inside `_in_transaction`: its rows."""
 
+    @abstractmethod
     def _read(self, query: str, parameters: dict | None = None) -> list[list]:
-        raise NotImplementedError
+        """A read, in a transaction of its own: its rows."""
 
+    @abstractmethod
     def _in_transaction(self, fn, *args) -> None:
-        raise NotImplementedError
+        """`fn(*args)` in one write transaction; StatementFailed if it fails."""
 
     @staticmethod
+    @abstractmethod
     def _properties(node) -> dict:
-        raise NotImplementedError
+        """A returned node's properties."""
 
     @staticmethod
+    @abstractmethod
     def _relationship_type(relationship) -> str:
-        raise NotImplementedError
+        """A returned relationship's type."""
 
     @staticmethod
+    @abstractmethod
     def _node_label(node) -> str:
-        raise NotImplementedError
+        """A returned node's label."""
 
     def _document(self, node) -> dict:
         properties = self._properties(node)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from core.models import Neo4jConfiguration
 
 from ..config import with_env_overrides
-from .base import ServerInfo, TargetUnavailable
+from .base import ServerInfo, TargetUnavailable, probe
 from .graph import LABELS, GraphTarget, StatementFailed
 
 logger = logging.getLogger("agira.index.neo4j")
@@ -287,15 +287,10 @@ def check_neo4j_connection() -> tuple[bool, str]:
         config = neo4j_settings()
     except ValueError as exc:
         return False, str(exc)
-    target = Neo4jGraphTarget(replace(config, enabled=True))
     try:
-        info = target.ping()
-        target.ensure_collection()
-        count = target.count()
+        info, count = probe(Neo4jGraphTarget(replace(config, enabled=True)))
     except TargetUnavailable as exc:
         return False, str(exc)
-    finally:
-        target.close()
     return True, (
         f"Connected to {info.version} at {config.describe()}: the graph holds {count} objects."
     )
