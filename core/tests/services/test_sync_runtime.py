@@ -260,17 +260,21 @@ def test_a_change_back_while_a_drain_writes_is_not_lost(weaviate_sync, settings)
         finally:
             connection.close()
 
+    batches_before = weaviate_sync.counters[BATCH_OBJECTS]
     first = threading.Thread(target=slow_drain)
     first.start()
     try:
+        # Until the slow drain is inside its write (the record claimed, the batch
+        # sent, its answer a second away): the save back then races the write,
+        # not the drain's own reads, which the in-memory test database would
+        # refuse as "table is locked" instead of waiting.
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # until the slow drain holds the record
-            held = _unlocked(
-                lambda: SyncRecord.objects.get(object_type="item", object_id=str(item.pk))
-            )
-            if held.claim_token:
+        while time.monotonic() < deadline:
+            if weaviate_sync.counters[BATCH_OBJECTS] > batches_before:
                 break
-            time.sleep(0.02)
+            time.sleep(0.01)
+        held = _unlocked(lambda: SyncRecord.objects.get(object_type="item", object_id=str(item.pk)))
+        assert held.claim_token  # the drain holds the record while it writes
         item.title = "A"
         _unlocked(item.save)
         fold_outbox(target_names=["weaviate"])  # the change back is folded meanwhile
