@@ -2,6 +2,7 @@
 figures on how far behind the index is: the oldest pending change and the
 p95 from save to index over the last hour."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -134,5 +135,10 @@ def test_the_dashboard_says_how_far_behind_the_index_is(weaviate_sync, settings,
     lag, p95 = lines()
     assert lag == "Oldest pending change: none, all caught up"
     # 21 writes (20 items and the project), one of them 300 s after its save:
-    # the 95th percentile (the 20th of 21) is one of the 100 s ones.
-    assert p95 == "Save to index, last hour: p95 <strong>100 s</strong> over 21 writes"
+    # the 95th percentile (the 20th of 21) is one of the 100 s ones, give or
+    # take the seconds this test took to get from its clock reading to the drain.
+    shown = re.fullmatch(
+        r"Save to index, last hour: p95 <strong>(\d+) s</strong> over 21 writes", p95
+    )
+    assert shown, p95
+    assert 100 <= int(shown[1]) < 120
