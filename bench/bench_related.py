@@ -6,7 +6,7 @@
 its nearest neighbours in the embedded index). This script asks what else could find the
 original of a duplicate: it embeds the evaluation set's reports (bench/data/) with the
 real local model in several forms, once (the vectors are kept in `--cache`, keyed by the
-data file and the model), and ranks every report against every other in numpy, exactly
+model and the texts), and ranks every report against every other in numpy, exactly
 (no index, no quantisation), for each variant:
 
 * the text as stored (title + description, `embedding_text`): the related list itself;
@@ -88,25 +88,24 @@ def stored_text(report: dict) -> str:
 
 
 class Vectors:
-    """The reports' texts in each form, embedded once and kept on disk."""
+    """Texts embedded once and kept on disk, keyed by the model and the texts."""
 
-    def __init__(self, reports: list[dict], folder: Path, data_key: str) -> None:
+    def __init__(self, folder: Path) -> None:
         from core.services.index.embeddings.local import LocalEmbedder
 
         self.embedder = LocalEmbedder()
-        self.reports = reports
         self.folder = folder
-        self.key = hashlib.sha256(f"{data_key}|{self.embedder.info.key}".encode()).hexdigest()[:16]
         folder.mkdir(parents=True, exist_ok=True)
 
     def get(self, form: str, texts: list[str]):
         import numpy as np
 
-        path = self.folder / f"{self.key}-{form}.npy"
+        digest = hashlib.sha256(self.embedder.info.key.encode())
+        for text in texts:
+            digest.update(b"\0" + text.encode("utf-8", "surrogatepass"))
+        path = self.folder / f"{form}-{digest.hexdigest()[:16]}.npy"
         if path.exists():
-            vectors = np.load(path)
-            if len(vectors) == len(texts):
-                return vectors
+            return np.load(path)
         started = time.perf_counter()
         vectors = self.embedder.embed(texts)
         np.save(path, vectors)
@@ -211,7 +210,6 @@ def main() -> int:
 
     reports = duplicates.load(args.data)
     pairs = duplicates.queries(reports)
-    data_path = Path(args.data) if args.data else duplicates.DEFAULT_PATH
     with tempfile.TemporaryDirectory(prefix="agira-bench-related-") as tmp:
         configure(Path(tmp))
         position = {report["id"]: index for index, report in enumerate(reports)}
@@ -222,8 +220,7 @@ def main() -> int:
             f"({os.cpu_count()} CPUs)",
             flush=True,
         )
-        data_key = hashlib.sha256(data_path.read_bytes()).hexdigest()
-        vectors = Vectors(reports, Path(args.cache), data_key)
+        vectors = Vectors(Path(args.cache))
 
         stored = vectors.get("stored", [stored_text(r) for r in reports])
         title = vectors.get("title", [r["title"] or "(no title)" for r in reports])
