@@ -9,7 +9,7 @@ real local model in several forms, once (the vectors are kept in `--cache`, keye
 model and the texts), and ranks every report against every other in numpy, exactly
 (no index, no quantisation), for each variant:
 
-* the text as stored (title + description, `embedding_text`): the related list itself;
+* the text as stored (title + description, `embedding_text`): the nearest vectors;
 * the description without its {code}/{noformat} blocks, stack-trace and log lines;
 * a second vector of the title alone, mixed into the cosine with a weight;
 * long descriptions cut into chunks of about 800 characters, each embedded with the
@@ -18,6 +18,9 @@ model and the texts), and ranks every report against every other in numpy, exact
   index's stop words left out) with the report's own title + text, or its title alone,
   as the query; fused by reciprocal rank (k = 60, and others) or by a weighted sum of
   z-scores over each list's top 50;
+* the nearest 50 by cosine reordered by reciprocal rank fusion with the first 50 of the
+  BM25 list of the report's title, nothing else let in: how Agira's related list orders
+  them (`context.rerank`, k = 10);
 * each of the best kept to the report's own JIRA project ("this project" scope).
 
 Recall@1, Recall@10 and MRR as in bench_quality.py; the query report itself is left out.
@@ -184,6 +187,24 @@ def rrf(lists, queries, k: int = 60):
     return out
 
 
+def reranked(nearest, keyword, queries, *, depth: int = 50, k: int = 10):
+    """As the related list orders them: the first `depth` by cosine, reordered by
+    reciprocal rank fusion with the first `depth` of a keyword ranking; nothing
+    else gets in."""
+    import numpy as np
+
+    rows = np.arange(len(queries))
+
+    def ranks(scores):
+        scores = scores.copy()
+        scores[rows, queries] = -np.inf
+        return np.argsort(np.argsort(-scores, axis=1), axis=1) + 1
+
+    by_vector, by_words = ranks(nearest), ranks(keyword)
+    fused = 1.0 / (k + by_vector) + np.where(by_words <= depth, 1.0 / (k + by_words), 0.0)
+    return np.where(by_vector <= depth, fused, -np.inf)
+
+
 def zscore(scores, queries, top: int = 50):
     """Scores as standard deviations from the mean of the list's top `top`."""
     import numpy as np
@@ -257,7 +278,7 @@ def main() -> int:
         fused_z = zscore(cosine, queries) + 0.5 * zscore(keyword_title, queries)
 
         variants = [
-            ("the text as stored (the related list)", cosine),
+            ("the text as stored (nearest vectors)", cosine),
             ("title alone", title_cosine),
             ("without code blocks and log lines", cleaned[queries] @ cleaned.T),
             ("stored + title vector, weight 0.2", 0.8 * cosine + 0.2 * title_cosine),
@@ -275,6 +296,14 @@ def main() -> int:
                 rrf([cosine, title_cosine, keyword_text], queries),
             ),
             ("z-scores: stored + 0.5 BM25 title", fused_z),
+            (
+                "nearest 50, reordered: RRF k=60, BM25 title",
+                reranked(cosine, keyword_title, queries, k=60),
+            ),
+            (
+                "nearest 50, reordered: RRF k=10 (served)",
+                reranked(cosine, keyword_title, queries),
+            ),
             ("this project: the text as stored", np.where(same_project, cosine, -np.inf)),
             (
                 "this project: z-scores, stored + 0.5 BM25 title",

@@ -222,6 +222,60 @@ def test_related_needs_a_login(client, db):
     assert response.status_code == 302
 
 
+def test_related_moves_up_a_neighbour_that_shares_a_rare_word_of_the_title(sync, auth_client):
+    """The nearest by meaning is a report in other words; one that names the
+    same class is a little further in meaning. The related list puts the one
+    naming the class first, and still shows each object's cosine."""
+    project = factories.make_project()
+    subject = factories.make_item(
+        project=project,
+        title="OrcSplitReader drops rows after a schema change",
+        description="Reading a table after ALTER TABLE ADD COLUMN returns fewer rows than "
+        "were written.",
+    )
+    same_class = factories.make_item(
+        project=project,
+        title="OrcSplitReader logs too much",
+        description="The reader writes a line for every stripe at INFO level.",
+    )
+    other_words = factories.make_item(
+        project=project,
+        # Not one word of the subject's title.
+        title="Records vanish from queries once ALTER TABLE ADD COLUMN ran",
+        description="Since one column was added, queries return fewer records than were written.",
+    )
+    factories.make_item(project=project, title="Table rename leaves old files behind")
+    factories.make_item(project=project, title="Dark mode for the settings page")
+    response, hits = _related(auth_client, "item", subject.pk)
+    keys = [(t, i) for t, i, _via in hits]
+    scores = {(h.type, h.object_id): h.score for h in response.context["results"].hits}
+    # By meaning alone the report in other words is nearer.
+    assert scores[("item", str(other_words.pk))] > scores[("item", str(same_class.pk))]
+    # Qdrant's full-text match needs every word of the title, so there the
+    # keyword ranking holds only the subject and the order is the cosine's.
+    first = other_words if sync.name == "qdrant" else same_class
+    assert keys[0] == ("item", str(first.pk))
+
+
+def test_rerank_keeps_to_the_nearest_and_their_cosines():
+    from core.services.index.context import rerank
+    from core.services.index.targets.base import SearchHit
+
+    def hit(object_id, score=None):
+        return SearchHit(document={"type": "item", "object_id": object_id}, score=score)
+
+    nearest = [hit("1", 0.9), hit("2", 0.8), hit("3", 0.7)]
+    out = rerank(nearest, [hit("3", 7.5), hit("9", 6.0)])
+    # "3", third by meaning and first by words, leads; "9", found by words
+    # alone, does not get in; each keeps its cosine.
+    assert [(h.document["object_id"], h.score) for h in out] == [
+        ("3", 0.7),
+        ("1", 0.9),
+        ("2", 0.8),
+    ]
+    assert rerank(nearest, []) == nearest
+
+
 def test_related_on_a_github_link(related_world):
     w = related_world
     mapping = factories.make_mapping(
