@@ -227,22 +227,24 @@ def test_related_moves_up_a_neighbour_that_shares_a_rare_word_of_the_title(sync,
     same class is a little further in meaning. The related list puts the one
     naming the class first, and still shows each object's cosine."""
     project = factories.make_project()
-    subject = factories.make_item(
-        project=project,
-        title="OrcSplitReader drops rows after a schema change",
-        description="Reading a table after ALTER TABLE ADD COLUMN returns fewer rows than "
-        "were written.",
-    )
-    same_class = factories.make_item(
-        project=project,
-        title="OrcSplitReader logs too much",
-        description="The reader writes a line for every stripe at INFO level.",
-    )
-    other_words = factories.make_item(
-        project=project,
-        # Not one word of the subject's title.
-        title="Records vanish from queries once ALTER TABLE ADD COLUMN ran",
-        description="Since one column was added, queries return fewer records than were written.",
+    subject, same_class, other_words = (
+        factories.make_item(project=project, title=title, description=description)
+        for title, description in (
+            (
+                "OrcSplitReader drops rows after a schema change",
+                "Reading a table after ALTER TABLE ADD COLUMN returns fewer rows than were "
+                "written.",
+            ),
+            (
+                "OrcSplitReader logs too much",
+                "The reader writes a line for every stripe at INFO level.",
+            ),
+            # Not one word of the subject's title.
+            (
+                "Records vanish from queries once ALTER TABLE ADD COLUMN ran",
+                "Since one column was added, queries return fewer records than were written.",
+            ),
+        )
     )
     factories.make_item(project=project, title="Table rename leaves old files behind")
     factories.make_item(project=project, title="Dark mode for the settings page")
