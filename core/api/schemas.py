@@ -105,7 +105,10 @@ class RelatedHit(Schema):
     project_name: str
     status: str
     url: str = Field(description="The object's page (absolute URL).")
-    score: float
+    score: float = Field(
+        description="Cosine similarity of the two objects' vectors. The list's order also "
+        "counts the words an object shares with the title, so it is not always by score."
+    )
     via: str = Field(
         description="comment or attachment when an item was found through one, else empty."
     )
