@@ -313,3 +313,35 @@ def test_vector_search_ranks_by_the_exact_cosine_with_filters_inside(db):
     assert page.has_next
     second = target.search("", filters={"type": "item"}, limit=10, offset=10, vector=query)
     assert [int(h.document["object_id"]) for h in second.hits][:5] == expected[10:15]
+
+
+def test_two_threads_opening_a_new_index_at_once_both_answer(tmp_path):
+    """A hybrid search's two halves, and the related list's, each open their own
+    connection: on a new index file the two first opens met each other in WAL
+    set-up, and one was refused at once as "locked" (about one pair in eighty
+    here). Three hundred new files, two threads each: no refusal."""
+    import threading
+
+    from core.services.index.targets.embedded import EmbeddedSettings, EmbeddedTarget
+
+    failures = []
+    for n in range(300):
+        target = EmbeddedTarget(
+            EmbeddedSettings(enabled=True, path=str(tmp_path / f"{n}.db"), busy_timeout=5)
+        )
+        start = threading.Barrier(2)
+
+        def search(target=target, start=start, n=n):
+            start.wait()
+            try:
+                target.search("anything", filters={}, limit=5, offset=0)
+            except Exception as exc:
+                failures.append(f"{n}: {exc}")
+
+        threads = [threading.Thread(target=search) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        target.close()
+    assert failures == []

@@ -36,6 +36,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -244,6 +245,34 @@ def fts_query(text: str) -> str:
     return " OR ".join(dict.fromkeys(f'"{word}"' for word in telling))
 
 
+def _wal(conn: apsw.Connection, timeout: float, where: str) -> None:
+    """Put the file in WAL mode, so that readers and the writer never wait for
+    each other. A new file another connection is reading, or putting in WAL
+    mode at the same moment, refuses: the pragma answers the old mode, or
+    "locked" at once (no busy handler for either). Tried again for up to
+    `timeout` seconds; a file that stays in another mode is used as it is,
+    and the log says so."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            if str(mode).lower() == "wal":
+                return
+        except apsw.BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            mode = None
+        if mode is not None and time.monotonic() >= deadline:
+            logger.warning(
+                "%s stays in %s journal mode (WAL was refused): readers and the writer "
+                "will wait for each other",
+                where,
+                mode,
+            )
+            return
+        time.sleep(0.01)
+
+
 @contextlib.contextmanager
 def _writing(conn: apsw.Connection) -> Iterator[None]:
     """A write transaction taken at once (BEGIN IMMEDIATE): a second writer
@@ -299,6 +328,10 @@ class EmbeddedTarget:
         self._local = threading.local()
         self._connections: list[apsw.Connection] = []
         self._lock = threading.Lock()
+        # Threads of one process open their connections one at a time: two
+        # first opens at once (a hybrid search's two halves) could meet each
+        # other's WAL set-up or schema transaction and fail at once as "locked".
+        self._opening = threading.Lock()
         self._ready = False
         # Our own call counts (batches and objects written), for tests and benchmarks.
         self.stats: Counter[str] = Counter()
@@ -313,6 +346,14 @@ class EmbeddedTarget:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
+        with self._opening:
+            conn = self._open()
+        self._local.conn = conn
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def _open(self) -> apsw.Connection:
         path = Path(self.config.path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -321,7 +362,7 @@ class EmbeddedTarget:
             conn.enable_load_extension(True)
             conn.load_extension(sqlite_vec.loadable_path())
             conn.enable_load_extension(False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn, self.config.busy_timeout, self.config.describe())
             # The index can always be rebuilt from the database: a commit need
             # not wait for the disk (a crash loses at most the last commits,
             # which the reconcile command restores).
@@ -343,9 +384,6 @@ class EmbeddedTarget:
             raise TargetUnavailable(
                 f"Could not open {self.config.describe()}: {exc}", reason="misconfigured"
             ) from exc
-        self._local.conn = conn
-        with self._lock:
-            self._connections.append(conn)
         return conn
 
     def close(self) -> None:
