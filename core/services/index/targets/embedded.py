@@ -247,11 +247,11 @@ def fts_query(text: str) -> str:
 
 def _wal(conn: apsw.Connection, timeout: float, where: str) -> None:
     """Put the file in WAL mode, so that readers and the writer never wait for
-    each other. A new file another connection is reading, or putting in WAL
-    mode at the same moment, refuses: the pragma answers the old mode, or
-    "locked" at once (no busy handler for either). Tried again for up to
-    `timeout` seconds; a file that stays in another mode is used as it is,
-    and the log says so."""
+    each other. While another connection puts a new file in WAL mode, this
+    one can be refused: "locked" at once (seen), or the pragma answering the
+    old mode (as SQLite documents for a mode it could not change). Tried again
+    for up to `timeout` seconds; a file that stays in another mode is used as
+    it is, and the log says so."""
     deadline = time.monotonic() + timeout
     while True:
         try:
