@@ -212,6 +212,24 @@ def fuse(rankings: list[list[SearchHit]], *, k: int | None = None) -> list[Searc
     return [SearchHit(document=documents[key], score=scores[key]) for key in order]
 
 
+def _both_halves(
+    target: Target, query: str, vector, *, vector_query: str, filters: dict, limit: int
+) -> tuple[SearchPage, SearchPage]:
+    """The keyword search for `query` and the vector search for `vector` (with
+    `vector_query`, which some targets match as words too), the first `limit`
+    of each; at once where the target's reads may run in parallel (each
+    thread reads through its own connection)."""
+    if getattr(target, "parallel_reads", False):
+        pending = _READERS.submit(
+            target.search, vector_query, filters=filters, limit=limit, offset=0, vector=vector
+        )
+        keyword = target.search(query, filters=filters, limit=limit, offset=0)
+        return keyword, pending.result()
+    keyword = target.search(query, filters=filters, limit=limit, offset=0)
+    semantic = target.search(vector_query, filters=filters, limit=limit, offset=0, vector=vector)
+    return keyword, semantic
+
+
 def rerank(
     nearest: list[SearchHit], keyword: list[SearchHit], *, k: int | None = None
 ) -> list[SearchHit]:
@@ -295,17 +313,9 @@ def search_objects(
             return target.search(
                 query, filters=filters, limit=per_page, offset=offset, vector=vector
             )
-        depth = offset + per_page + 1
-        if getattr(target, "parallel_reads", False):
-            # Both halves at once: each thread reads through its own connection.
-            pending = _READERS.submit(
-                target.search, query, filters=filters, limit=depth, offset=0, vector=vector
-            )
-            keyword = target.search(query, filters=filters, limit=depth, offset=0)
-            semantic = pending.result()
-        else:
-            keyword = target.search(query, filters=filters, limit=depth, offset=0)
-            semantic = target.search(query, filters=filters, limit=depth, offset=0, vector=vector)
+        keyword, semantic = _both_halves(
+            target, query, vector, vector_query=query, filters=filters, limit=offset + per_page + 1
+        )
         close = [hit for hit in semantic.hits if (hit.score or 0.0) >= HYBRID_MIN_COSINE]
         fused = fuse([keyword.hits, close])
         more = (
@@ -419,15 +429,10 @@ def related_objects(
     def ask(target: Target) -> SearchPage:
         if not query_words(words):
             return target.search("", filters=filters, limit=wanted, offset=0, vector=vector)
-        if getattr(target, "parallel_reads", False):
-            pending = _READERS.submit(
-                target.search, "", filters=filters, limit=wanted, offset=0, vector=vector
-            )
-            keyword = target.search(words, filters=filters, limit=wanted, offset=0)
-            nearest = pending.result()
-        else:
-            nearest = target.search("", filters=filters, limit=wanted, offset=0, vector=vector)
-            keyword = target.search(words, filters=filters, limit=wanted, offset=0)
+        # The nearest are not narrowed by the title's words (Qdrant would match them).
+        keyword, nearest = _both_halves(
+            target, words, vector, vector_query="", filters=filters, limit=wanted
+        )
         return SearchPage(
             hits=rerank(nearest.hits, keyword.hits), total=None, has_next=nearest.has_next
         )

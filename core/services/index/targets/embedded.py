@@ -247,30 +247,26 @@ def fts_query(text: str) -> str:
 
 def _wal(conn: apsw.Connection, timeout: float, where: str) -> None:
     """Put the file in WAL mode, so that readers and the writer never wait for
-    each other. While another connection puts a new file in WAL mode, this
-    one can be refused: "locked" at once (seen), or the pragma answering the
-    old mode (as SQLite documents for a mode it could not change). Tried again
-    for up to `timeout` seconds; a file that stays in another mode is used as
-    it is, and the log says so."""
+    each other. While another connection puts a new file in WAL mode, this one
+    can be refused "locked" at once, without the busy handler: tried again for
+    up to `timeout` seconds. A file that cannot be in WAL mode (the pragma
+    answers another) is used as it is, and the log says so."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
-            if str(mode).lower() == "wal":
-                return
+            break
         except apsw.BusyError:
             if time.monotonic() >= deadline:
                 raise
-            mode = None
-        if mode is not None and time.monotonic() >= deadline:
-            logger.warning(
-                "%s stays in %s journal mode (WAL was refused): readers and the writer "
-                "will wait for each other",
-                where,
-                mode,
-            )
-            return
-        time.sleep(0.01)
+            time.sleep(0.01)
+    if str(mode).lower() != "wal":
+        logger.warning(
+            "%s stays in %s journal mode (WAL was refused): readers and the writer "
+            "will wait for each other",
+            where,
+            mode,
+        )
 
 
 @contextlib.contextmanager
